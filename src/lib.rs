@@ -1,0 +1,2 @@
+//! kreload: restarts workloads when the ConfigMaps and Secrets they use change.
+pub mod certs;

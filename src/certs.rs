@@ -168,9 +168,11 @@ fn name(common_name: &str, orgs: &[&str]) -> DistinguishedName {
     dn
 }
 
-/// A fresh PKCS#8 PEM private key (the API server's service-account signing key).
-pub fn new_private_key_pem() -> Result<String, Error> {
-    Ok(KeyPair::generate().map_err(Error::KeyPair)?.serialize_pem())
+/// A fresh key pair as PEM: (PKCS#8 private key, SubjectPublicKeyInfo public key); the API
+/// server's service-account signing key and its verification key.
+pub fn new_key_pair_pem() -> Result<(String, String), Error> {
+    let key = KeyPair::generate().map_err(Error::KeyPair)?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
 }
 
 /// Writes `contents` to `path`, readable by the owner only when it is a key.

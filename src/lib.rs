@@ -1,2 +1,5 @@
 //! kreload: restarts workloads when the ConfigMaps and Secrets they use change.
+pub mod admission;
 pub mod certs;
+pub mod metrics;
+pub mod shutdown;

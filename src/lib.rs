@@ -1,3 +1,6 @@
 //! kreload: restarts workloads when the ConfigMaps and Secrets they use change.
+pub mod admission;
 pub mod certs;
 pub mod controlplane;
+pub mod metrics;
+pub mod shutdown;

@@ -1,0 +1,153 @@
+//! Serving: the TLS webhook port (HTTP/1.1 and h2) and the plain admin port, both with
+//! graceful shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// A client gets this long to finish the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after an accept error that is not about one connection (out of file
+/// descriptors), so the loop does not spin; axum::serve does the same.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("reading the listener's address")]
+    LocalAddr(#[source] io::Error),
+    #[error("serving the admin port")]
+    Admin(#[source] io::Error),
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` is cancelled, then stops
+/// accepting, lets in-flight requests finish for up to `drain`, and returns.
+///
+/// Each connection's handshake runs in its own task, so a slow or silent client cannot
+/// hold up the accept loop.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> Result<(), ServerError> {
+    let addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
+    info!(%addr, "webhook listener serving");
+    let acceptor = TlsAcceptor::from(tls);
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    // The timer enables hyper's HTTP/1 header read timeout and h2 keep-alive.
+    http.http1().timer(TokioTimer::new());
+    http.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            // Reap finished connection tasks so the set does not grow without bound.
+            Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(error) = joined {
+                    warn!(%error, "connection task failed");
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let conn = serve_connection(
+                        stream,
+                        acceptor.clone(),
+                        http.clone(),
+                        app.clone(),
+                        graceful.watcher(),
+                    );
+                    connections.spawn(conn.instrument(info_span!("connection", %peer)));
+                }
+                Err(error) if is_per_connection(&error) => {
+                    debug!(%error, "accept failed");
+                }
+                Err(error) => {
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+    }
+
+    // Stop accepting: new connections are refused from here on.
+    drop(listener);
+    info!(%addr, in_flight = connections.len(), "webhook listener draining");
+    let signal = async {
+        graceful.shutdown().await;
+        while connections.join_next().await.is_some() {}
+    };
+    match tokio::time::timeout(drain, signal).await {
+        Ok(()) => info!(%addr, "webhook listener stopped"),
+        Err(_) => warn!(%addr, ?drain, "drain deadline passed, closing remaining connections"),
+    }
+    // Dropping the set aborts whatever is still running.
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    http: auto::Builder<TokioExecutor>,
+    app: Router,
+    watcher: Watcher,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            debug!(%error, "tls handshake failed");
+            return;
+        }
+        Err(_) => {
+            debug!("tls handshake timed out");
+            return;
+        }
+    };
+    let service = TowerToHyperService::new(app);
+    let conn = http.serve_connection(TokioIo::new(tls), service);
+    if let Err(error) = watcher.watch(conn).await {
+        debug!(%error, "connection ended with an error");
+    }
+}
+
+/// Errors that concern only the connection being accepted, not the listener.
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Serves `app` over plain HTTP (the admin port) until `shutdown` is cancelled and the
+/// open requests have finished.
+pub async fn serve_plain(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let addr: SocketAddr = listener.local_addr().map_err(ServerError::LocalAddr)?;
+    info!(%addr, "admin listener serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(ServerError::Admin)?;
+    info!(%addr, "admin listener stopped");
+    Ok(())
+}

@@ -3,4 +3,5 @@ pub mod admission;
 pub mod certs;
 pub mod controlplane;
 pub mod metrics;
+pub mod reload;
 pub mod shutdown;

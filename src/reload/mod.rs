@@ -1,0 +1,22 @@
+//! The pure decision core: which objects a pod spec uses, whether a change reloads a
+//! workload, the Reloader-compatible content hash, and the patch that performs a reload.
+//! Functions of values only: no client, no clock, no I/O.
+
+pub mod hash;
+pub mod keys;
+pub mod model;
+pub mod observed;
+pub mod patch;
+pub mod refs;
+pub mod rules;
+
+pub use hash::{configmap_hash, configmap_hash_of, secret_hash, secret_hash_of};
+pub use keys::{Key, Vocabulary, parse_bool};
+pub use model::{ModelError, RolloutStrategy, SourceKind, SourceRef, Strategy, WorkloadKind};
+pub use observed::{Observed, ObservedError};
+pub use patch::{Change, Plan, ReloadRecord, Target, plan, recreate_job};
+pub use refs::{ContainerUse, PodRefs, pod_refs};
+pub use rules::{
+    Decision, InvalidPattern, RuleOptions, SkipReason, SourceView, WorkloadView, decide,
+    invalid_reload_patterns, opted_in,
+};

@@ -1,0 +1,359 @@
+//! The nouns of the decision core: which kind of object changed, which workload kind may
+//! reload, and how a reload is written.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Values from flags or annotations that kreload could not make sense of.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown resource type {0:?}: expected configmaps or secrets")]
+    SourceKind(String),
+    #[error(
+        "unknown workload type {0:?}: expected deployments, statefulsets, daemonsets, cronjobs, jobs or rollouts"
+    )]
+    WorkloadKind(String),
+    #[error("unknown reload strategy {0:?}: expected env-vars or annotations")]
+    Strategy(String),
+    #[error("bad source reference {0:?}: expected configmap/NAME or secret/NAME")]
+    SourceRef(String),
+}
+
+/// The kind of object whose content a workload consumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SourceKind {
+    ConfigMap,
+    Secret,
+}
+
+impl SourceKind {
+    /// Suffix of the env var name, also the `type` of Reloader's last-reloaded-from record.
+    pub fn env_suffix(self) -> &'static str {
+        match self {
+            SourceKind::ConfigMap => "CONFIGMAP",
+            SourceKind::Secret => "SECRET",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::ConfigMap => "configmap",
+            SourceKind::Secret => "secret",
+        }
+    }
+
+    pub fn plural(self) -> &'static str {
+        match self {
+            SourceKind::ConfigMap => "configmaps",
+            SourceKind::Secret => "secrets",
+        }
+    }
+
+    pub fn api_kind(self) -> &'static str {
+        match self {
+            SourceKind::ConfigMap => "ConfigMap",
+            SourceKind::Secret => "Secret",
+        }
+    }
+
+    pub fn from_api_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "ConfigMap" => Some(SourceKind::ConfigMap),
+            "Secret" => Some(SourceKind::Secret),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `--resources-to-ignore` values, case-insensitively like Reloader.
+impl FromStr for SourceKind {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "configmaps" => Ok(SourceKind::ConfigMap),
+            "secrets" => Ok(SourceKind::Secret),
+            _ => Err(ModelError::SourceKind(s.to_owned())),
+        }
+    }
+}
+
+/// A ConfigMap or Secret in the workload's own namespace (references never cross namespaces).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceRef {
+    pub kind: SourceKind,
+    pub name: String,
+}
+
+impl SourceRef {
+    pub fn new(kind: SourceKind, name: impl Into<String>) -> Self {
+        SourceRef {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    pub fn configmap(name: impl Into<String>) -> Self {
+        Self::new(SourceKind::ConfigMap, name)
+    }
+
+    pub fn secret(name: impl Into<String>) -> Self {
+        Self::new(SourceKind::Secret, name)
+    }
+}
+
+/// `configmap/NAME` or `secret/NAME`.
+impl fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str(), self.name)
+    }
+}
+
+/// The inverse of `Display`: exactly `configmap/NAME` or `secret/NAME`, NAME non-empty.
+impl FromStr for SourceRef {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ModelError::SourceRef(s.to_owned());
+        let (kind, name) = s.split_once('/').ok_or_else(bad)?;
+        let kind = match kind {
+            "configmap" => SourceKind::ConfigMap,
+            "secret" => SourceKind::Secret,
+            _ => return Err(bad()),
+        };
+        if name.is_empty() {
+            return Err(bad());
+        }
+        Ok(SourceRef::new(kind, name))
+    }
+}
+
+/// The workload kinds kreload can reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    CronJob,
+    Job,
+    /// Argo Rollouts' `argoproj.io/v1alpha1` Rollout.
+    Rollout,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 6] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+        WorkloadKind::CronJob,
+        WorkloadKind::Job,
+        WorkloadKind::Rollout,
+    ];
+
+    pub fn api_kind(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::CronJob => "CronJob",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::Rollout => "Rollout",
+        }
+    }
+
+    pub fn from_api_kind(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.api_kind() == kind)
+    }
+
+    /// The flag spelling: lowercase plural, as `--ignored-workload-types` takes it.
+    pub fn plural(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+            WorkloadKind::DaemonSet => "daemonsets",
+            WorkloadKind::CronJob => "cronjobs",
+            WorkloadKind::Job => "jobs",
+            WorkloadKind::Rollout => "rollouts",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.plural())
+    }
+}
+
+/// Accepts the plural (Reloader's spelling) or the singular, in any case.
+impl FromStr for WorkloadKind {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|k| {
+                let plural = k.plural();
+                lower == plural || Some(lower.as_str()) == plural.strip_suffix('s')
+            })
+            .ok_or_else(|| ModelError::WorkloadKind(s.to_owned()))
+    }
+}
+
+/// How a reload is written into the pod template (`--reload-strategy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Strategy {
+    /// Set `STAKATER_<NAME>_<KIND>` on one container to the content hash (Reloader's default).
+    #[default]
+    EnvVars,
+    /// Set the `last-reloaded-from` pod-template annotation.
+    Annotations,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::EnvVars => "env-vars",
+            Strategy::Annotations => "annotations",
+        })
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "env-vars" => Ok(Strategy::EnvVars),
+            "annotations" => Ok(Strategy::Annotations),
+            _ => Err(ModelError::Strategy(s.to_owned())),
+        }
+    }
+}
+
+/// How an Argo Rollout is reloaded (`P/rollout-strategy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RolloutStrategy {
+    /// Set `spec.restartAt`: pods restart without a new revision.
+    Restart,
+    /// Patch the pod template like any other workload.
+    #[default]
+    Rollout,
+}
+
+impl RolloutStrategy {
+    /// Reloader's reading: exactly `restart` selects restart; anything else, including no
+    /// annotation or a typo, is a template rollout.
+    pub fn from_annotation(value: Option<&str>) -> Self {
+        match value {
+            Some("restart") => RolloutStrategy::Restart,
+            _ => RolloutStrategy::Rollout,
+        }
+    }
+}
+
+impl fmt::Display for RolloutStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RolloutStrategy::Restart => "restart",
+            RolloutStrategy::Rollout => "rollout",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_kind_names() {
+        let cm = SourceKind::ConfigMap;
+        let s = SourceKind::Secret;
+        assert_eq!(
+            (cm.env_suffix(), cm.as_str(), cm.plural()),
+            ("CONFIGMAP", "configmap", "configmaps")
+        );
+        assert_eq!(
+            (s.env_suffix(), s.as_str(), s.plural()),
+            ("SECRET", "secret", "secrets")
+        );
+        for input in ["configmaps", "ConfigMaps", "CONFIGMAPS"] {
+            assert_eq!(input.parse::<SourceKind>(), Ok(cm));
+        }
+        assert_eq!("sEcrets".parse::<SourceKind>(), Ok(s));
+        assert!("configmap".parse::<SourceKind>().is_err());
+        assert_eq!(SourceKind::from_api_kind("Secret"), Some(s));
+        assert_eq!(SourceKind::from_api_kind("secret"), None);
+        assert_eq!(SourceKind::from_api_kind(cm.api_kind()), Some(cm));
+    }
+
+    #[test]
+    fn source_ref_display_and_parse() {
+        let r = SourceRef::configmap("app-config");
+        assert_eq!(r.to_string(), "configmap/app-config");
+        assert_eq!("configmap/app-config".parse::<SourceRef>(), Ok(r));
+        assert_eq!(
+            "secret/a.b".parse::<SourceRef>(),
+            Ok(SourceRef::secret("a.b"))
+        );
+        for bad in ["configmap/", "configmap", "pod/x", "ConfigMap/x", ""] {
+            assert!(bad.parse::<SourceRef>().is_err(), "{bad:?}");
+        }
+        // ConfigMaps sort before Secrets, then by name.
+        assert!(SourceRef::configmap("z") < SourceRef::secret("a"));
+    }
+
+    #[test]
+    fn workload_kind_parse_and_display() {
+        let cases = [
+            ("deployments", WorkloadKind::Deployment),
+            ("Deployment", WorkloadKind::Deployment),
+            ("statefulsets", WorkloadKind::StatefulSet),
+            ("StatefulSet", WorkloadKind::StatefulSet),
+            ("DAEMONSETS", WorkloadKind::DaemonSet),
+            ("cronjobs", WorkloadKind::CronJob),
+            ("cronjob", WorkloadKind::CronJob),
+            ("jobs", WorkloadKind::Job),
+            ("job", WorkloadKind::Job),
+            ("rollouts", WorkloadKind::Rollout),
+            (" Rollout ", WorkloadKind::Rollout),
+        ];
+        for (input, kind) in cases {
+            assert_eq!(input.parse::<WorkloadKind>(), Ok(kind), "{input}");
+        }
+        for bad in ["pods", "", "deploymentss", "job s"] {
+            let err = bad.parse::<WorkloadKind>().expect_err("rejected");
+            assert!(err.to_string().contains("expected deployments"), "{err}");
+        }
+        for kind in WorkloadKind::ALL {
+            assert_eq!(kind.to_string().parse::<WorkloadKind>(), Ok(kind));
+            assert_eq!(WorkloadKind::from_api_kind(kind.api_kind()), Some(kind));
+        }
+        assert_eq!(WorkloadKind::from_api_kind("ReplicaSet"), None);
+    }
+
+    #[test]
+    fn strategies() {
+        assert_eq!("env-vars".parse::<Strategy>(), Ok(Strategy::EnvVars));
+        assert_eq!("annotations".parse::<Strategy>(), Ok(Strategy::Annotations));
+        assert!("envvars".parse::<Strategy>().is_err());
+        assert_eq!(Strategy::default().to_string(), "env-vars");
+        assert_eq!(Strategy::Annotations.to_string(), "annotations");
+
+        assert_eq!(
+            RolloutStrategy::from_annotation(Some("restart")),
+            RolloutStrategy::Restart
+        );
+        for other in [None, Some("rollout"), Some("Restart"), Some("")] {
+            assert_eq!(
+                RolloutStrategy::from_annotation(other),
+                RolloutStrategy::Rollout
+            );
+        }
+        assert_eq!(RolloutStrategy::default(), RolloutStrategy::Rollout);
+    }
+}

@@ -1,0 +1,125 @@
+//! Jobs cannot change their pod template, so Reloader deletes and recreates them; this builds
+//! the object to create.
+
+use k8s_openapi::api::batch::v1::Job;
+
+/// Labels the Job controller adds to the template (old and current spellings). They carry the
+/// deleted Job's uid, which the API server rejects in a new Job's template.
+const CONTROLLER_LABELS: [&str; 4] = [
+    "controller-uid",
+    "batch.kubernetes.io/controller-uid",
+    "job-name",
+    "batch.kubernetes.io/job-name",
+];
+
+/// A copy of `job` that can be created after the original is deleted: as Reloader does,
+/// without status, uid, resourceVersion, creationTimestamp, `spec.selector` and the
+/// controller's template labels (so the server generates fresh ones); ownerReferences are
+/// kept, as Reloader keeps them. Beyond Reloader, server-owned metadata (managedFields,
+/// generation, deletion fields, selfLink) is dropped, the same controller labels are dropped
+/// from the Job's own labels (the server copies template labels there, and they would name
+/// the old uid), and `manualSelector` is cleared because a manual selector without a
+/// selector is invalid.
+pub fn recreate_job(job: &Job) -> Job {
+    let mut new = job.clone();
+    new.status = None;
+    let meta = &mut new.metadata;
+    meta.uid = None;
+    meta.resource_version = None;
+    meta.creation_timestamp = None;
+    meta.managed_fields = None;
+    meta.generation = None;
+    meta.deletion_timestamp = None;
+    meta.deletion_grace_period_seconds = None;
+    meta.self_link = None;
+    strip(&mut meta.labels);
+    if let Some(spec) = new.spec.as_mut() {
+        spec.selector = None;
+        spec.manual_selector = None;
+        if let Some(tm) = spec.template.metadata.as_mut() {
+            strip(&mut tm.labels);
+        }
+    }
+    new
+}
+
+fn strip(labels: &mut Option<std::collections::BTreeMap<String, String>>) {
+    if let Some(l) = labels.as_mut() {
+        for k in CONTROLLER_LABELS {
+            l.remove(k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strips_what_the_server_owns() {
+        let live: Job = serde_json::from_value(json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": "migrate",
+                "namespace": "prod",
+                "uid": "0f4e",
+                "resourceVersion": "42",
+                "generation": 1,
+                "creationTimestamp": "2024-01-01T00:00:00Z",
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}],
+                "labels": {"app": "db", "controller-uid": "0f4e", "batch.kubernetes.io/job-name": "migrate"},
+                "annotations": {"kreload.dev/auto": "true"},
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "c", "uid": "9"}]
+            },
+            "spec": {
+                "backoffLimit": 2,
+                "manualSelector": false,
+                "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "0f4e"}},
+                "template": {
+                    "metadata": {"labels": {
+                        "app": "db",
+                        "controller-uid": "0f4e",
+                        "batch.kubernetes.io/controller-uid": "0f4e",
+                        "job-name": "migrate",
+                        "batch.kubernetes.io/job-name": "migrate"
+                    }},
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "db:1"}]}
+                }
+            },
+            "status": {"succeeded": 1}
+        }))
+        .expect("valid Job");
+
+        let new = recreate_job(&live);
+        let got = serde_json::to_value(&new).expect("serializes");
+        assert_eq!(
+            got,
+            json!({
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {
+                    "name": "migrate",
+                    "namespace": "prod",
+                    "labels": {"app": "db"},
+                    "annotations": {"kreload.dev/auto": "true"},
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "c", "uid": "9"}]
+                },
+                "spec": {
+                    "backoffLimit": 2,
+                    "template": {
+                        "metadata": {"labels": {"app": "db"}},
+                        "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "db:1"}]}
+                    }
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn tolerates_a_bare_job() {
+        let new = recreate_job(&Job::default());
+        assert_eq!(new, Job::default());
+    }
+}

@@ -1,0 +1,246 @@
+//! Does a change to this ConfigMap/Secret reload this workload? Reloader's ShouldReload
+//! precedence, kept exactly (DESIGN §1.1), over both annotation vocabularies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use regex::Regex;
+
+use super::keys::{Key, Vocabulary, parse_bool};
+use super::model::{SourceKind, SourceRef, WorkloadKind};
+use super::refs::PodRefs;
+
+/// Flag-level settings the decision depends on.
+#[derive(Clone, Debug)]
+pub struct RuleOptions {
+    pub vocabulary: Vocabulary,
+    pub auto_reload_all: bool,
+    pub ignored_workload_kinds: BTreeSet<WorkloadKind>,
+}
+
+/// What a decision needs to know about a workload.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkloadView<'a> {
+    pub kind: WorkloadKind,
+    /// Workload metadata annotations.
+    pub annotations: &'a BTreeMap<String, String>,
+    /// Pod template annotations.
+    pub template_annotations: &'a BTreeMap<String, String>,
+    pub refs: &'a PodRefs,
+}
+
+/// What a decision needs to know about the changed ConfigMap/Secret.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceView<'a> {
+    pub source: &'a SourceRef,
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Reload. `auto` is false for a named reload, which targets the first container even
+    /// when the pod spec does not reference the object.
+    Reload {
+        auto: bool,
+    },
+    Skip(SkipReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    WorkloadKindIgnored,
+    SourceIgnored,
+    Excluded,
+    /// Opted in by auto or search, but the pod spec does not use the object.
+    NotReferenced,
+    NotOptedIn,
+}
+
+/// A named-reload entry that is not a valid regular expression (skipped when matching).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidPattern {
+    /// The full annotation key the entry came from.
+    pub key: String,
+    /// The trimmed entry.
+    pub entry: String,
+    pub error: String,
+}
+
+impl fmt::Display for InvalidPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid regex {:?} in annotation {}: {}",
+            self.entry, self.key, self.error
+        )
+    }
+}
+
+/// Reloader's precedence: kind ignored, source ignored, excluded, named, search+match,
+/// auto. Auto and search need the object referenced; a named match does not.
+pub fn decide(opts: &RuleOptions, w: &WorkloadView, s: &SourceView) -> Decision {
+    let vocab = &opts.vocabulary;
+    let src = s.source;
+    if opts.ignored_workload_kinds.contains(&w.kind) {
+        return Decision::Skip(SkipReason::WorkloadKindIgnored);
+    }
+    // Reloader compares with "true" exactly here, not with ParseBool.
+    if vocab.get(s.annotations, Key::Ignore) == Some("true") {
+        return Decision::Skip(SkipReason::SourceIgnored);
+    }
+    // Exclusion is read from workload metadata only, even when the rest falls back.
+    if let Some(list) = vocab.get(w.annotations, exclude_key(src.kind))
+        && list.split(',').any(|e| e.trim() == src.name)
+    {
+        return Decision::Skip(SkipReason::Excluded);
+    }
+    let eff = effective(vocab, src.kind, w.annotations, w.template_annotations);
+    if let Some(list) = vocab.get(eff, named_key(src.kind))
+        && named_matches(list, &src.name)
+    {
+        return Decision::Reload { auto: false };
+    }
+    let referenced = || {
+        if w.refs.references(src) {
+            Decision::Reload { auto: true }
+        } else {
+            Decision::Skip(SkipReason::NotReferenced)
+        }
+    };
+    if vocab.get(eff, Key::Search) == Some("true")
+        && vocab.get(s.annotations, Key::Match) == Some("true")
+    {
+        return referenced();
+    }
+    if auto_enabled(opts, src.kind, eff) {
+        return referenced();
+    }
+    Decision::Skip(SkipReason::NotOptedIn)
+}
+
+/// The index's cheap filter: could some change of some ConfigMap or Secret reload a workload
+/// with these annotations? Never false where [`decide`] could reload; ignores the workload
+/// kind (checked separately) and per-object details (names, match, references).
+pub fn opted_in(
+    opts: &RuleOptions,
+    annotations: &BTreeMap<String, String>,
+    template_annotations: &BTreeMap<String, String>,
+) -> bool {
+    [SourceKind::ConfigMap, SourceKind::Secret]
+        .into_iter()
+        .any(|kind| {
+            let vocab = &opts.vocabulary;
+            let eff = effective(vocab, kind, annotations, template_annotations);
+            // A named list can only match names when it is non-empty (names are non-empty).
+            vocab
+                .get(eff, named_key(kind))
+                .is_some_and(|v| !v.is_empty())
+                || vocab.get(eff, Key::Search) == Some("true")
+                || auto_enabled(opts, kind, eff)
+        })
+}
+
+/// Named-reload entries, under any enabled prefix, in metadata or template annotations, that
+/// do not compile (for admission warnings and logs).
+pub fn invalid_reload_patterns(
+    vocabulary: &Vocabulary,
+    annotations: &BTreeMap<String, String>,
+) -> Vec<InvalidPattern> {
+    let mut out = Vec::new();
+    for prefix in vocabulary.prefixes() {
+        for key in [Key::ConfigMapReload, Key::SecretReload] {
+            let key = key.with_prefix(prefix);
+            let Some(list) = annotations.get(&key) else {
+                continue;
+            };
+            for entry in list.split(',').map(str::trim) {
+                if let Err(e) = Regex::new(&anchored(entry)) {
+                    out.push(InvalidPattern {
+                        key: key.clone(),
+                        entry: entry.to_owned(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn named_key(kind: SourceKind) -> Key {
+    match kind {
+        SourceKind::ConfigMap => Key::ConfigMapReload,
+        SourceKind::Secret => Key::SecretReload,
+    }
+}
+
+fn typed_auto_key(kind: SourceKind) -> Key {
+    match kind {
+        SourceKind::ConfigMap => Key::ConfigMapAuto,
+        SourceKind::Secret => Key::SecretAuto,
+    }
+}
+
+fn exclude_key(kind: SourceKind) -> Key {
+    match kind {
+        SourceKind::ConfigMap => Key::ConfigMapsExclude,
+        SourceKind::Secret => Key::SecretsExclude,
+    }
+}
+
+/// Reloader reads the opt-in keys from the pod template only when the workload metadata has
+/// none of them (present with any value counts as having one).
+fn effective<'a>(
+    vocab: &Vocabulary,
+    kind: SourceKind,
+    annotations: &'a BTreeMap<String, String>,
+    template_annotations: &'a BTreeMap<String, String>,
+) -> &'a BTreeMap<String, String> {
+    let keys = [
+        named_key(kind),
+        Key::Auto,
+        typed_auto_key(kind),
+        Key::Search,
+    ];
+    if keys.iter().any(|k| vocab.contains(annotations, *k)) {
+        annotations
+    } else {
+        template_annotations
+    }
+}
+
+/// Auto, typed auto, or `--auto-reload-all` when neither auto key has a value (so
+/// `auto: "false"` opts out of reload-all, and so does any unparsable value).
+fn auto_enabled(opts: &RuleOptions, kind: SourceKind, eff: &BTreeMap<String, String>) -> bool {
+    let auto = opts.vocabulary.get(eff, Key::Auto).unwrap_or_default();
+    let typed = opts
+        .vocabulary
+        .get(eff, typed_auto_key(kind))
+        .unwrap_or_default();
+    parse_bool(auto) == Some(true)
+        || parse_bool(typed) == Some(true)
+        || (auto.is_empty() && typed.is_empty() && opts.auto_reload_all)
+}
+
+/// Reloader wraps each entry as `^entry$` textually, so `a|b` means `^a|b$` (Go and Rust
+/// regexes agree on that); kept for compatibility.
+fn anchored(entry: &str) -> String {
+    format!("^{entry}$")
+}
+
+fn named_matches(list: &str, name: &str) -> bool {
+    list.split(',').map(str::trim).any(|entry| {
+        // Most entries are plain names whose regex matches only themselves (`-` and `_` are
+        // literal outside a class; `.` is not): compare without compiling.
+        if entry
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return entry == name;
+        }
+        Regex::new(&anchored(entry)).is_ok_and(|re| re.is_match(name))
+    })
+}
+
+#[cfg(test)]
+mod tests;

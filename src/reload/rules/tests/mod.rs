@@ -1,0 +1,168 @@
+use super::*;
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+mod decide;
+
+#[test]
+fn opted_in_table() {
+    type Pairs = &'static [(&'static str, &'static str)];
+    // (name, compat, auto_reload_all, metadata, template, want)
+    let cases: &[(&str, bool, bool, Pairs, Pairs, bool)] = &[
+        ("nothing", true, false, &[], &[], false),
+        ("reload-all", true, true, &[], &[], true),
+        (
+            "reload-all auto false",
+            true,
+            true,
+            &[("kreload.dev/auto", "false")],
+            &[],
+            false,
+        ),
+        (
+            "reload-all typed cm false",
+            true,
+            true,
+            &[("configmap.kreload.dev/auto", "false")],
+            &[],
+            true,
+        ),
+        (
+            "reload-all both typed false",
+            true,
+            true,
+            &[
+                ("configmap.kreload.dev/auto", "false"),
+                ("secret.kreload.dev/auto", "0"),
+            ],
+            &[],
+            false,
+        ),
+        (
+            "auto false alone",
+            true,
+            false,
+            &[("kreload.dev/auto", "false")],
+            &[],
+            false,
+        ),
+        (
+            "auto false with named",
+            true,
+            false,
+            &[
+                ("kreload.dev/auto", "false"),
+                ("secret.kreload.dev/reload", "s"),
+            ],
+            &[],
+            true,
+        ),
+        (
+            "empty named",
+            true,
+            false,
+            &[("configmap.kreload.dev/reload", "")],
+            &[],
+            false,
+        ),
+        (
+            "template auto",
+            true,
+            false,
+            &[],
+            &[("kreload.dev/auto", "true")],
+            true,
+        ),
+        (
+            "search",
+            true,
+            false,
+            &[("kreload.dev/search", "true")],
+            &[],
+            true,
+        ),
+        (
+            "search false",
+            true,
+            false,
+            &[("kreload.dev/search", "false")],
+            &[],
+            false,
+        ),
+        (
+            "auto garbage",
+            true,
+            false,
+            &[("kreload.dev/auto", "yes")],
+            &[],
+            false,
+        ),
+        (
+            "reloader auto compat",
+            true,
+            false,
+            &[("reloader.stakater.com/auto", "true")],
+            &[],
+            true,
+        ),
+        (
+            "reloader auto strict",
+            false,
+            false,
+            &[("reloader.stakater.com/auto", "true")],
+            &[],
+            false,
+        ),
+        (
+            "exclude alone",
+            true,
+            false,
+            &[("configmaps.exclude.kreload.dev/reload", "x")],
+            &[],
+            false,
+        ),
+    ];
+    for (name, compat, all, meta, tmpl, want) in cases {
+        let opts = RuleOptions {
+            vocabulary: Vocabulary::new(*compat),
+            auto_reload_all: *all,
+            ignored_workload_kinds: BTreeSet::new(),
+        };
+        assert_eq!(opted_in(&opts, &map(meta), &map(tmpl)), *want, "{name}");
+    }
+}
+
+#[test]
+fn invalid_patterns_are_reported() {
+    let ann = map(&[
+        ("configmap.kreload.dev/reload", "ok, app-[ ,(x"),
+        ("secret.reloader.stakater.com/reload", "[z-a],fine"),
+        ("kreload.dev/auto", "[not-a-pattern-key"),
+    ]);
+    let found = invalid_reload_patterns(&Vocabulary::new(true), &ann);
+    let got: Vec<(&str, &str)> = found
+        .iter()
+        .map(|p| (p.key.as_str(), p.entry.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("configmap.kreload.dev/reload", "app-["),
+            ("configmap.kreload.dev/reload", "(x"),
+            ("secret.reloader.stakater.com/reload", "[z-a]"),
+        ]
+    );
+    assert!(
+        found[0]
+            .to_string()
+            .starts_with("invalid regex \"app-[\" in annotation configmap.kreload.dev/reload: ")
+    );
+    let strict = invalid_reload_patterns(&Vocabulary::new(false), &ann);
+    assert_eq!(strict.len(), 2);
+    assert!(invalid_reload_patterns(&Vocabulary::new(true), &map(&[])).is_empty());
+}

@@ -242,32 +242,32 @@ impl ControlPlane {
         cp.write_kubeconfig(&ca, &admin)?;
         cp.wait_ready("kube-apiserver", opts.ready_timeout).await?;
 
-        if opts.controller_manager {
-            if let Some(kcm) = &assets.kube_controller_manager {
-                let kcm_port = free_port()?;
-                cp.spawn(
-                    "kube-controller-manager",
-                    kcm,
-                    &[
-                        format!("--kubeconfig={}", cp.kubeconfig.display()),
-                        "--leader-elect=false".to_owned(),
-                        "--bind-address=127.0.0.1".to_owned(),
-                        format!("--secure-port={kcm_port}"),
-                        format!("--cert-dir={}", root.join("kcm").display()),
-                        "--controllers=deployment-controller,replicaset-controller,\
+        if opts.controller_manager
+            && let Some(kcm) = &assets.kube_controller_manager
+        {
+            let kcm_port = free_port()?;
+            cp.spawn(
+                "kube-controller-manager",
+                kcm,
+                &[
+                    format!("--kubeconfig={}", cp.kubeconfig.display()),
+                    "--leader-elect=false".to_owned(),
+                    "--bind-address=127.0.0.1".to_owned(),
+                    format!("--secure-port={kcm_port}"),
+                    format!("--cert-dir={}", root.join("kcm").display()),
+                    "--controllers=deployment-controller,replicaset-controller,\
                          statefulset-controller,daemonset-controller,job-controller,\
                          cronjob-controller,garbage-collector-controller,\
                          serviceaccount-controller"
-                            .to_owned(),
-                        format!("--root-ca-file={}", ca_path.display()),
-                        format!("--service-account-private-key-file={}", sa_key.display()),
-                        format!("--cluster-signing-cert-file={}", ca_path.display()),
-                        format!("--cluster-signing-key-file={}", ca_key_path.display()),
-                        "--v=1".to_owned(),
-                    ],
-                )?;
-                cp.check_alive("kube-controller-manager")?;
-            }
+                        .to_owned(),
+                    format!("--root-ca-file={}", ca_path.display()),
+                    format!("--service-account-private-key-file={}", sa_key.display()),
+                    format!("--cluster-signing-cert-file={}", ca_path.display()),
+                    format!("--cluster-signing-key-file={}", ca_key_path.display()),
+                    "--v=1".to_owned(),
+                ],
+            )?;
+            cp.check_alive("kube-controller-manager")?;
         }
         Ok(cp)
     }
@@ -352,10 +352,10 @@ impl ControlPlane {
             let req = http::Request::get("/readyz")
                 .body(Vec::new())
                 .map_err(|e| Error::Client(Box::new(e)))?;
-            if let Ok(body) = client.request_text(req).await {
-                if body.trim() == "ok" {
-                    return Ok(());
-                }
+            if let Ok(body) = client.request_text(req).await
+                && body.trim() == "ok"
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 let log = self

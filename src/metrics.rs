@@ -78,13 +78,18 @@ impl AdmissionOutcome {
     }
 }
 
-/// Why an intent never reached the queue.
+/// Why an intent was dropped before it reloaded anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DropReason {
     /// The bounded queue was full; the resync catches the change later.
     QueueFull,
     /// The worker is gone (shutting down).
     QueueClosed,
+    /// The live object never showed the admitted content (rejected after admission,
+    /// or superseded by a write kreload was not told about).
+    NotPersisted,
+    /// The live object could not be read to confirm the write.
+    Unconfirmed,
 }
 
 impl DropReason {
@@ -92,6 +97,8 @@ impl DropReason {
         match self {
             Self::QueueFull => "queue_full",
             Self::QueueClosed => "queue_closed",
+            Self::NotPersisted => "not_persisted",
+            Self::Unconfirmed => "unconfirmed",
         }
     }
 }

@@ -3,7 +3,9 @@
 pub mod admin;
 pub mod review;
 pub mod server;
+pub mod sources;
 pub mod tls;
+pub mod workloads;
 
 pub use admin::{Readiness, admin_router};
 pub use review::{DEFAULT_BODY_LIMIT, Reviewer, router};

@@ -215,12 +215,18 @@ pub enum Strategy {
     Annotations,
 }
 
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Strategy::EnvVars => "env-vars",
             Strategy::Annotations => "annotations",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

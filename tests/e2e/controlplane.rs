@@ -18,8 +18,14 @@ use crate::support::{self, Env, eventually, namespace, recorder::Recorder};
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     vec![
-        support::trial("controlplane::deployment_gets_a_replicaset", deployment_gets_a_replicaset),
-        support::trial("controlplane::webhook_sees_old_and_new_data", webhook_sees_old_and_new_data),
+        support::trial(
+            "controlplane::deployment_gets_a_replicaset",
+            deployment_gets_a_replicaset,
+        ),
+        support::trial(
+            "controlplane::webhook_sees_old_and_new_data",
+            webhook_sees_old_and_new_data,
+        ),
     ]
 }
 
@@ -41,18 +47,24 @@ async fn deployment_gets_a_replicaset(env: std::sync::Arc<Env>) -> Result<()> {
     let client = env.client.clone();
     let ns = namespace(&client, "cp-deploy", &[]).await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    deployments.create(&PostParams::default(), &deployment("web")?).await?;
+    deployments
+        .create(&PostParams::default(), &deployment("web")?)
+        .await?;
     let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
-    let owner = eventually("a ReplicaSet owned by web", Duration::from_secs(60), || async {
-        let list = rs.list(&ListParams::default()).await?;
-        Ok(list.items.into_iter().find_map(|r| {
-            r.metadata
-                .owner_references
-                .unwrap_or_default()
-                .into_iter()
-                .find(|o| o.kind == "Deployment" && o.name == "web")
-        }))
-    })
+    let owner = eventually(
+        "a ReplicaSet owned by web",
+        Duration::from_secs(60),
+        || async {
+            let list = rs.list(&ListParams::default()).await?;
+            Ok(list.items.into_iter().find_map(|r| {
+                r.metadata
+                    .owner_references
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|o| o.kind == "Deployment" && o.name == "web")
+            }))
+        },
+    )
     .await?;
     assert_eq!(owner.controller, Some(true));
     Ok(())
@@ -64,7 +76,10 @@ async fn webhook_sees_old_and_new_data(env: std::sync::Arc<Env>) -> Result<()> {
     let mut recorder = Recorder::start().await?;
     let name = format!("recorder-{ns}");
     let config = ValidatingWebhookConfiguration {
-        metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
         webhooks: Some(vec![ValidatingWebhook {
             name: "recorder.kreload.dev".into(),
             admission_review_versions: vec!["v1".into()],
@@ -98,7 +113,10 @@ async fn webhook_sees_old_and_new_data(env: std::sync::Arc<Env>) -> Result<()> {
 
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let cm = ConfigMap {
-        metadata: ObjectMeta { name: Some("settings".into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("settings".into()),
+            ..Default::default()
+        },
         data: Some(BTreeMap::from([("mode".to_owned(), "old".to_owned())])),
         ..Default::default()
     };
@@ -108,7 +126,8 @@ async fn webhook_sees_old_and_new_data(env: std::sync::Arc<Env>) -> Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let review = loop {
         let patch = serde_json::json!({"data": {"mode": "new"}});
-        cms.patch("settings", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        cms.patch("settings", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
         if let Ok(Some(review)) =
             tokio::time::timeout(Duration::from_millis(500), recorder.reviews.recv()).await
         {
@@ -123,7 +142,10 @@ async fn webhook_sees_old_and_new_data(env: std::sync::Arc<Env>) -> Result<()> {
     let request = &review["request"];
     assert_eq!(request["operation"], "UPDATE");
     assert_eq!(request["kind"]["kind"], "ConfigMap");
-    assert_eq!(request["oldObject"]["data"]["mode"], "old", "review: {request}");
+    assert_eq!(
+        request["oldObject"]["data"]["mode"], "old",
+        "review: {request}"
+    );
     assert_eq!(request["object"]["data"]["mode"], "new");
     let uid = request["uid"].as_str().context("uid")?;
     assert!(!uid.is_empty());

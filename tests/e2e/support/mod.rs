@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ObjectMeta, PostParams};
 use kreload::controlplane::{Assets, ControlPlane, Options};
+use kube::api::{Api, ObjectMeta, PostParams};
 
 pub struct Env {
     pub rt: tokio::runtime::Runtime,
@@ -58,7 +58,10 @@ fn assets() -> Result<Assets> {
         bail!("{} failed ({})", script.display(), out.status);
     }
     let dir = String::from_utf8(out.stdout)?;
-    let dir = dir.lines().last().context("hack/controlplane.sh printed no directory")?;
+    let dir = dir
+        .lines()
+        .last()
+        .context("hack/controlplane.sh printed no directory")?;
     Ok(Assets::in_dir(std::path::Path::new(dir.trim()))?)
 }
 
@@ -107,7 +110,11 @@ where
 }
 
 /// Creates a namespace with a unique name derived from `base` and the given labels.
-pub async fn namespace(client: &kube::Client, base: &str, labels: &[(&str, &str)]) -> Result<String> {
+pub async fn namespace(
+    client: &kube::Client,
+    base: &str,
+    labels: &[(&str, &str)],
+) -> Result<String> {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = format!("{base}-{n}");

@@ -29,7 +29,8 @@ impl Recorder {
     pub async fn start() -> Result<Recorder> {
         let ca = Ca::new("recorder-ca")?;
         let leaf = ca.issue_server(&[], &["127.0.0.1".parse()?])?;
-        let certs = rustls_pemfile::certs(&mut leaf.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+        let certs =
+            rustls_pemfile::certs(&mut leaf.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
         let key = rustls_pemfile::private_key(&mut leaf.key_pem.as_bytes())?.context("no key")?;
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -46,7 +47,9 @@ impl Recorder {
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let tx = tx.clone();
                         async move {
@@ -76,6 +79,11 @@ impl Recorder {
                 });
             }
         });
-        Ok(Recorder { addr, ca_pem: ca.cert_pem().to_owned(), reviews, task })
+        Ok(Recorder {
+            addr,
+            ca_pem: ca.cert_pem().to_owned(),
+            reviews,
+            task,
+        })
     }
 }

@@ -1,0 +1,228 @@
+//! The ConfigMap/Secret trigger: decide inline whether an admitted write may reload
+//! something, and if so enqueue an intent carrying only the new content hash. The answer
+//! is always "allowed": kreload never blocks a write because it is slow, full or broken.
+//! No ConfigMap or Secret data outlives the request.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use k8s_openapi::ByteString;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation as AdmissionOp};
+
+use futures::future::BoxFuture;
+
+use super::review::Reviewer;
+use crate::index::SharedIndex;
+use crate::metrics::{DropReason, Metrics};
+use crate::reload::hash::{configmap_hash, secret_hash};
+use crate::reload::keys::{Key, Vocabulary};
+use crate::reload::model::{SourceKind, SourceRef};
+use crate::worker::queue::{Intent, Operation, Push, Queue};
+
+/// A label requirement from `--resource-label-selector` (Reloader's formats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelRequirement {
+    Equals(String, String),
+    Exists(String),
+}
+
+impl LabelRequirement {
+    /// `key=value`, `key:value`, `key`, `key=*`, `key:*`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (key, value) = match s.split_once(['=', ':']) {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (s, None),
+        };
+        if key.is_empty() {
+            return Err(format!("label selector {s:?} has no key"));
+        }
+        Ok(match value {
+            None | Some("*") => Self::Exists(key.to_owned()),
+            Some(v) => Self::Equals(key.to_owned(), v.to_owned()),
+        })
+    }
+
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Self::Equals(k, v) => labels.get(k) == Some(v),
+            Self::Exists(k) => labels.contains_key(k),
+        }
+    }
+}
+
+/// Which writes can matter, from the flags.
+#[derive(Debug, Clone, Default)]
+pub struct SourceFilter {
+    pub own_namespace: Option<String>,
+    /// Empty: every namespace.
+    pub namespaces: HashSet<String>,
+    pub namespaces_to_ignore: HashSet<String>,
+    pub resource_labels: Vec<LabelRequirement>,
+    pub ignored_kinds: HashSet<SourceKind>,
+    pub reload_on_create: bool,
+    pub reload_on_delete: bool,
+}
+
+impl SourceFilter {
+    /// Whether kreload acts in `namespace` at all.
+    pub fn namespace_allowed(&self, namespace: &str) -> bool {
+        self.own_namespace.as_deref() != Some(namespace)
+            && !self.namespaces_to_ignore.contains(namespace)
+            && (self.namespaces.is_empty() || self.namespaces.contains(namespace))
+    }
+}
+
+/// The decision for one admitted write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    Enqueue(Intent),
+    Skip(&'static str),
+}
+
+fn labels(obj: Option<&DynamicObject>) -> BTreeMap<String, String> {
+    obj.and_then(|o| o.metadata.labels.clone())
+        .unwrap_or_default()
+}
+
+fn annotations(obj: Option<&DynamicObject>) -> BTreeMap<String, String> {
+    obj.and_then(|o| o.metadata.annotations.clone())
+        .unwrap_or_default()
+}
+
+/// The content hash of a ConfigMap or Secret as it appears in an AdmissionReview, or
+/// `None` when the object cannot be read as that kind.
+pub fn content_hash(kind: SourceKind, obj: &DynamicObject) -> Option<String> {
+    fn field<T: serde::de::DeserializeOwned>(obj: &DynamicObject, name: &str) -> Option<Option<T>> {
+        match obj.data.get(name) {
+            None | Some(serde_json::Value::Null) => Some(None),
+            Some(v) => T::deserialize(v).ok().map(Some),
+        }
+    }
+    match kind {
+        SourceKind::ConfigMap => {
+            let data: Option<BTreeMap<String, String>> = field(obj, "data")?;
+            let binary: Option<BTreeMap<String, ByteString>> = field(obj, "binaryData")?;
+            Some(configmap_hash(data.as_ref(), binary.as_ref()))
+        }
+        SourceKind::Secret => {
+            let data: Option<BTreeMap<String, ByteString>> = field(obj, "data")?;
+            let string_data: Option<BTreeMap<String, String>> = field(obj, "stringData")?;
+            Some(secret_hash(data.as_ref(), string_data.as_ref()))
+        }
+    }
+}
+
+/// Pure decision: does this write need the worker? `has_candidates` says whether any
+/// opted-in workload lives in the namespace.
+pub fn admit(
+    filter: &SourceFilter,
+    vocabulary: &Vocabulary,
+    req: &AdmissionRequest<DynamicObject>,
+    has_candidates: impl Fn(&str) -> bool,
+) -> Admitted {
+    let Some(kind) = SourceKind::from_api_kind(&req.kind.kind) else {
+        return Admitted::Skip("not a configmap or secret");
+    };
+    if req.dry_run {
+        return Admitted::Skip("dry run");
+    }
+    let Some(namespace) = req.namespace.as_deref() else {
+        return Admitted::Skip("no namespace");
+    };
+    if !filter.namespace_allowed(namespace) {
+        return Admitted::Skip("namespace not watched");
+    }
+    if filter.ignored_kinds.contains(&kind) {
+        return Admitted::Skip("kind ignored");
+    }
+    let current = req.object.as_ref().or(req.old_object.as_ref());
+    let labels = labels(current);
+    if !filter.resource_labels.iter().all(|r| r.matches(&labels)) {
+        return Admitted::Skip("labels do not match");
+    }
+    if vocabulary.get(&annotations(current), Key::Ignore) == Some("true") {
+        return Admitted::Skip("ignore annotation");
+    }
+    let (operation, hash) = match req.operation {
+        AdmissionOp::Update => {
+            let (Some(new), Some(old)) = (req.object.as_ref(), req.old_object.as_ref()) else {
+                return Admitted::Skip("update without both objects");
+            };
+            let (Some(new_hash), Some(old_hash)) =
+                (content_hash(kind, new), content_hash(kind, old))
+            else {
+                return Admitted::Skip("unreadable object");
+            };
+            if new_hash == old_hash {
+                return Admitted::Skip("content unchanged");
+            }
+            (Operation::Update, Some(new_hash))
+        }
+        AdmissionOp::Create if filter.reload_on_create => {
+            let Some(hash) = req.object.as_ref().and_then(|o| content_hash(kind, o)) else {
+                return Admitted::Skip("unreadable object");
+            };
+            (Operation::Create, Some(hash))
+        }
+        AdmissionOp::Delete if filter.reload_on_delete => (Operation::Delete, None),
+        _ => return Admitted::Skip("operation not watched"),
+    };
+    if !has_candidates(namespace) {
+        return Admitted::Skip("no opted-in workload in namespace");
+    }
+    Admitted::Enqueue(Intent {
+        namespace: namespace.to_owned(),
+        source: SourceRef {
+            kind,
+            name: req.name.clone(),
+        },
+        hash,
+        operation,
+    })
+}
+
+/// The admission endpoint's shell around [`admit`].
+pub struct SourcesReviewer {
+    pub filter: SourceFilter,
+    pub vocabulary: Vocabulary,
+    pub index: SharedIndex,
+    pub queue: Arc<Queue>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Reviewer for SourcesReviewer {
+    fn review(&self, req: AdmissionRequest<DynamicObject>) -> BoxFuture<'_, AdmissionResponse> {
+        let response = self.review_sync(&req);
+        Box::pin(std::future::ready(response))
+    }
+}
+
+impl SourcesReviewer {
+    pub fn review_sync(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+        let decision = admit(&self.filter, &self.vocabulary, req, |ns| {
+            self.index.read(|i| i.has_candidates(ns))
+        });
+        match decision {
+            Admitted::Skip(reason) => {
+                tracing::debug!(uid = %req.uid, namespace = ?req.namespace, name = %req.name, reason, "write skipped");
+            }
+            Admitted::Enqueue(intent) => {
+                let kind = intent.source.kind;
+                let pushed = self.queue.push(intent);
+                match pushed {
+                    Push::Queued => self.metrics.intent_enqueued(kind.as_str()),
+                    Push::Coalesced => self.metrics.intent_coalesced(),
+                    Push::Full => self.metrics.intent_dropped(DropReason::QueueFull),
+                    Push::Closed => self.metrics.intent_dropped(DropReason::QueueClosed),
+                }
+                self.metrics.set_queue_depth(self.queue.len());
+                if pushed == Push::Full {
+                    tracing::warn!(uid = %req.uid, namespace = ?req.namespace, name = %req.name, "queue full; change left to the resync");
+                }
+            }
+        }
+        AdmissionResponse::from(req)
+    }
+}

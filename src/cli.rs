@@ -1,0 +1,231 @@
+//! Command line: `kreload serve`, `kreload certs`, `kreload demo`. Every flag of `serve`
+//! also reads an environment variable (`KRELOAD_<FLAG>`), so a Helm chart can set either.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::reload::model::{SourceKind, Strategy, WorkloadKind};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kreload",
+    version,
+    about = "Restarts workloads when the ConfigMaps and Secrets they use change"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission webhook and the restart worker.
+    Serve(Box<ServeArgs>),
+    /// Write a local CA and a serving certificate (for running outside a cluster).
+    Certs(CertsArgs),
+    /// Start a local control plane, run kreload against it and show a reload.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, env = "KRELOAD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log level or tracing filter (error, warn, info, debug, trace, or `kreload=debug,kube=info`).
+    #[arg(long, env = "KRELOAD_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTPS admission endpoint.
+    #[arg(long, env = "KRELOAD_LISTEN_ADDRESS", default_value = "0.0.0.0:9443")]
+    pub listen_address: SocketAddr,
+    /// Address of the plain-HTTP admin endpoint (/livez, /readyz, /metrics).
+    #[arg(long, env = "KRELOAD_ADMIN_ADDRESS", default_value = "0.0.0.0:9090")]
+    pub admin_address: SocketAddr,
+    /// Serving certificate (PEM); re-read when it changes, no restart needed.
+    #[arg(long, env = "KRELOAD_TLS_CERT_FILE", default_value = "certs/tls.crt")]
+    pub tls_cert_file: PathBuf,
+    /// Serving certificate key (PEM).
+    #[arg(long, env = "KRELOAD_TLS_KEY_FILE", default_value = "certs/tls.key")]
+    pub tls_key_file: PathBuf,
+    /// Path to a kubeconfig; in-cluster configuration or $KUBECONFIG when unset.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Only act in these namespaces (comma-separated); all namespaces when unset.
+    #[arg(long, env = "KRELOAD_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Never act in these namespaces (comma-separated).
+    #[arg(long, env = "KRELOAD_NAMESPACES_TO_IGNORE", value_delimiter = ',')]
+    pub namespaces_to_ignore: Vec<String>,
+    /// kreload's own namespace, never acted in (set from the downward API in a cluster).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub own_namespace: Option<String>,
+    /// Only act on ConfigMaps/Secrets whose labels match (`key=value`, `key:value`, `key`,
+    /// `key=*`; comma-separated, all must match).
+    #[arg(long, env = "KRELOAD_RESOURCE_LABEL_SELECTOR", value_delimiter = ',')]
+    pub resource_label_selector: Vec<String>,
+    /// Ignore changes to one kind of source: `configmaps` or `secrets`.
+    #[arg(long, env = "KRELOAD_RESOURCES_TO_IGNORE", value_delimiter = ',', value_parser = parse_source_kind)]
+    pub resources_to_ignore: Vec<SourceKind>,
+    /// Workload kinds never reloaded (comma-separated): deployments, statefulsets,
+    /// daemonsets, cronjobs, jobs, rollouts.
+    #[arg(long, env = "KRELOAD_IGNORED_WORKLOAD_TYPES", value_delimiter = ',', value_parser = parse_workload_kind)]
+    pub ignored_workload_types: Vec<WorkloadKind>,
+    /// Reload every workload on changes to what it references, unless it opts out with
+    /// `auto: "false"`.
+    #[arg(long, env = "KRELOAD_AUTO_RELOAD_ALL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub auto_reload_all: bool,
+    /// How a reload is written: `env-vars` (a STAKATER_* variable) or `annotations`.
+    #[arg(long, env = "KRELOAD_RELOAD_STRATEGY", default_value = "env-vars", value_parser = parse_strategy)]
+    pub reload_strategy: Strategy,
+    /// Also reload when a referenced ConfigMap or Secret is created.
+    #[arg(long, env = "KRELOAD_RELOAD_ON_CREATE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub reload_on_create: bool,
+    /// Also reload when a referenced ConfigMap or Secret is deleted.
+    #[arg(long, env = "KRELOAD_RELOAD_ON_DELETE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub reload_on_delete: bool,
+    /// Read Reloader's `reloader.stakater.com` annotations too.
+    #[arg(long, env = "KRELOAD_COMPAT_RELOADER", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub compat_reloader: bool,
+    /// Changes to one source inside this window become one reload (e.g. `3s`, `500ms`).
+    #[arg(long, env = "KRELOAD_COALESCE_WINDOW", default_value = "3s", value_parser = parse_duration)]
+    pub coalesce_window: Duration,
+    /// Maximum number of sources waiting in the queue; more are dropped and counted.
+    #[arg(long, env = "KRELOAD_QUEUE_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(usize))]
+    pub queue_capacity: usize,
+    /// How long in-flight admissions and the patch in hand may take after SIGTERM.
+    #[arg(long, env = "KRELOAD_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, ca.key, tls.crt and tls.key into.
+    #[arg(long, env = "KRELOAD_CERTS_DIR", default_value = "certs")]
+    pub dir: PathBuf,
+    /// DNS names of the serving certificate (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "localhost,kreload.kreload.svc,kreload.kreload.svc.cluster.local"
+    )]
+    pub dns_names: Vec<String>,
+    /// IP addresses of the serving certificate (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    pub ips: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Directory with etcd, kube-apiserver, kube-controller-manager and kubectl
+    /// (what hack/controlplane.sh prints).
+    #[arg(long, env = "KUBEBUILDER_ASSETS")]
+    pub assets: PathBuf,
+    /// Stop right after showing the reload instead of running until Ctrl-C.
+    #[arg(long, default_value_t = false)]
+    pub exit: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (expected e.g. 3s, 500ms, 5m)"))
+}
+
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    s.parse()
+        .map_err(|e: crate::reload::model::ModelError| e.to_string())
+}
+
+fn parse_source_kind(s: &str) -> Result<SourceKind, String> {
+    s.parse()
+        .map_err(|e: crate::reload::model::ModelError| e.to_string())
+}
+
+fn parse_workload_kind(s: &str) -> Result<WorkloadKind, String> {
+    s.parse()
+        .map_err(|e: crate::reload::model::ModelError| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut full = vec!["kreload", "serve"];
+        full.extend_from_slice(args);
+        match Cli::try_parse_from(full)?.command {
+            Command::Serve(s) => Ok(*s),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_reloader_where_it_has_the_flag() {
+        let s = serve(&[]).expect("parse");
+        assert_eq!(s.reload_strategy, Strategy::EnvVars);
+        assert!(!s.auto_reload_all);
+        assert!(s.compat_reloader);
+        assert!(!s.reload_on_create);
+        assert_eq!(s.coalesce_window, Duration::from_secs(3));
+        assert_eq!(s.listen_address, "0.0.0.0:9443".parse().expect("addr"));
+    }
+
+    #[test]
+    fn lists_and_typed_values_parse() {
+        let s = serve(&[
+            "--namespaces=a,b",
+            "--ignored-workload-types=jobs,cronjobs",
+            "--resources-to-ignore=secrets",
+            "--reload-strategy=annotations",
+            "--auto-reload-all",
+            "--compat-reloader=false",
+            "--coalesce-window=500ms",
+        ])
+        .expect("parse");
+        assert_eq!(s.namespaces, vec!["a", "b"]);
+        assert_eq!(
+            s.ignored_workload_types,
+            vec![WorkloadKind::Job, WorkloadKind::CronJob]
+        );
+        assert_eq!(s.resources_to_ignore, vec![SourceKind::Secret]);
+        assert_eq!(s.reload_strategy, Strategy::Annotations);
+        assert!(s.auto_reload_all);
+        assert!(!s.compat_reloader);
+        assert_eq!(s.coalesce_window, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_message() {
+        for bad in [
+            "--reload-strategy=rolling",
+            "--ignored-workload-types=pods",
+            "--resources-to-ignore=services",
+            "--coalesce-window=soon",
+            "--listen-address=nowhere",
+        ] {
+            let err = serve(&[bad]).expect_err(bad);
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad}: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The workload index: what reload decisions need to know about each opted-in workload,
+//! fed by watches of the workload kinds. It keeps a compact projection (relevant
+//! annotations and referenced object names per container), never whole objects, and only
+//! for workloads that opted in (or all of them under `--auto-reload-all`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Resource, ResourceExt as _};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::reload::model::WorkloadKind;
+use crate::reload::refs::{PodRefs, pod_refs};
+use crate::reload::rules::{RuleOptions, opted_in};
+
+/// Identifies a workload within a namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadId {
+    pub kind: WorkloadKind,
+    pub name: String,
+}
+
+/// The projection kept per workload.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Entry {
+    /// Workload metadata annotations under kreload's (and Reloader's) prefixes only.
+    pub annotations: BTreeMap<String, String>,
+    /// Pod template annotations under the same prefixes only.
+    pub template_annotations: BTreeMap<String, String>,
+    pub refs: PodRefs,
+}
+
+/// Builds the entry for a workload, or `None` when it has not opted in.
+pub fn project(
+    opts: &RuleOptions,
+    annotations: &BTreeMap<String, String>,
+    template: &PodTemplateSpec,
+) -> Option<Entry> {
+    let empty = BTreeMap::new();
+    let template_annotations = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref())
+        .unwrap_or(&empty);
+    if !opted_in(opts, annotations, template_annotations) {
+        return None;
+    }
+    let refs = template.spec.as_ref().map(pod_refs).unwrap_or_default();
+    Some(Entry {
+        annotations: opts.vocabulary.relevant(annotations),
+        template_annotations: opts.vocabulary.relevant(template_annotations),
+        refs,
+    })
+}
+
+/// Plain data, driven directly by unit tests.
+#[derive(Debug, Default)]
+pub struct Index {
+    by_namespace: HashMap<String, HashMap<WorkloadId, Arc<Entry>>>,
+}
+
+impl Index {
+    /// Inserts or replaces (`Some`) or removes (`None`) a workload.
+    pub fn apply(&mut self, namespace: &str, id: WorkloadId, entry: Option<Entry>) {
+        match entry {
+            Some(entry) => {
+                self.by_namespace
+                    .entry(namespace.to_owned())
+                    .or_default()
+                    .insert(id, Arc::new(entry));
+            }
+            None => {
+                if let Some(ns) = self.by_namespace.get_mut(namespace) {
+                    ns.remove(&id);
+                    if ns.is_empty() {
+                        self.by_namespace.remove(namespace);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether any opted-in workload lives in `namespace` (the admission fast path).
+    pub fn has_candidates(&self, namespace: &str) -> bool {
+        self.by_namespace.contains_key(namespace)
+    }
+
+    /// The opted-in workloads of a namespace.
+    pub fn candidates(&self, namespace: &str) -> Vec<(WorkloadId, Arc<Entry>)> {
+        self.by_namespace
+            .get(namespace)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops every workload of `kind` not in `keep` (after a watch re-list).
+    pub fn retain_kind(&mut self, kind: WorkloadKind, keep: &HashSet<(String, String)>) {
+        for (ns, map) in self.by_namespace.iter_mut() {
+            map.retain(|id, _| id.kind != kind || keep.contains(&(ns.clone(), id.name.clone())));
+        }
+        self.by_namespace.retain(|_, m| !m.is_empty());
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_namespace.values().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The index shared between the watchers, the admission handler and the worker.
+#[derive(Clone, Default)]
+pub struct SharedIndex(Arc<RwLock<Index>>);
+
+impl SharedIndex {
+    pub fn read<T>(&self, f: impl FnOnce(&Index) -> T) -> T {
+        let guard = self.0.read().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
+    pub fn write<T>(&self, f: impl FnOnce(&mut Index) -> T) -> T {
+        let mut guard = self.0.write().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+}
+
+/// A workload kind the index can watch: where its pod template is.
+pub trait Workload:
+    Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
+{
+    const KIND: WorkloadKind;
+    fn template(&self) -> Option<&PodTemplateSpec>;
+}
+
+impl Workload for Deployment {
+    const KIND: WorkloadKind = WorkloadKind::Deployment;
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+}
+
+impl Workload for StatefulSet {
+    const KIND: WorkloadKind = WorkloadKind::StatefulSet;
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+}
+
+impl Workload for DaemonSet {
+    const KIND: WorkloadKind = WorkloadKind::DaemonSet;
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+}
+
+impl Workload for CronJob {
+    const KIND: WorkloadKind = WorkloadKind::CronJob;
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.job_template.spec.as_ref())
+            .map(|s| &s.template)
+    }
+}
+
+impl Workload for Job {
+    const KIND: WorkloadKind = WorkloadKind::Job;
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+}
+
+fn entry_of<K: Workload>(opts: &RuleOptions, obj: &K) -> Option<Entry> {
+    let template = obj.template()?;
+    project(opts, obj.annotations(), template)
+}
+
+/// Watches one workload kind (in all namespaces or in one) and keeps the index current.
+/// Sends `true` on `synced` after the first complete list. Runs until the stream ends.
+pub async fn watch_kind<K: Workload>(
+    api: Api<K>,
+    opts: Arc<RuleOptions>,
+    index: SharedIndex,
+    synced: watch::Sender<bool>,
+) {
+    let mut relisted: HashSet<(String, String)> = HashSet::new();
+    let stream = watcher::watcher(api, watcher::Config::default()).map_err(|error| {
+        tracing::warn!(kind = %K::KIND, %error, "workload watch failed; retrying");
+        error
+    });
+    let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(stream));
+    while let Some(event) = stream.next().await {
+        let Ok(event) = event else { continue };
+        match event {
+            Event::Init => relisted.clear(),
+            Event::InitApply(obj) | Event::Apply(obj) => {
+                let ns = obj.namespace().unwrap_or_default();
+                let name = obj.name_any();
+                relisted.insert((ns.clone(), name.clone()));
+                let entry = entry_of(&opts, &obj);
+                index.write(|i| {
+                    i.apply(
+                        &ns,
+                        WorkloadId {
+                            kind: K::KIND,
+                            name,
+                        },
+                        entry,
+                    )
+                });
+            }
+            Event::Delete(obj) => {
+                let ns = obj.namespace().unwrap_or_default();
+                let id = WorkloadId {
+                    kind: K::KIND,
+                    name: obj.name_any(),
+                };
+                index.write(|i| i.apply(&ns, id, None));
+            }
+            Event::InitDone => {
+                let keep = std::mem::take(&mut relisted);
+                index.write(|i| i.retain_kind(K::KIND, &keep));
+                let _ = synced.send(true);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reload::keys::Vocabulary;
+    use crate::reload::model::{SourceKind, SourceRef};
+
+    fn opts() -> RuleOptions {
+        RuleOptions {
+            vocabulary: Vocabulary::new(true),
+            auto_reload_all: false,
+            ignored_workload_kinds: Default::default(),
+        }
+    }
+
+    fn template(annotations: &[(&str, &str)]) -> PodTemplateSpec {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"annotations": annotations.iter().cloned().collect::<BTreeMap<_,_>>()},
+            "spec": {"containers": [{
+                "name": "app",
+                "envFrom": [{"configMapRef": {"name": "settings"}}]
+            }]}
+        }))
+        .expect("template")
+    }
+
+    #[test]
+    fn projection_keeps_only_relevant_annotations_and_references() {
+        let meta = BTreeMap::from([
+            ("reloader.stakater.com/auto".to_owned(), "true".to_owned()),
+            ("team".to_owned(), "payments".to_owned()),
+        ]);
+        let entry = project(
+            &opts(),
+            &meta,
+            &template(&[("prometheus.io/scrape", "true")]),
+        )
+        .expect("opted in");
+        assert_eq!(entry.annotations.len(), 1);
+        assert!(entry.template_annotations.is_empty());
+        assert!(entry.refs.references(&SourceRef {
+            kind: SourceKind::ConfigMap,
+            name: "settings".into()
+        }));
+    }
+
+    #[test]
+    fn workloads_that_did_not_opt_in_are_not_kept() {
+        assert!(project(&opts(), &BTreeMap::new(), &template(&[])).is_none());
+        let mut all = opts();
+        all.auto_reload_all = true;
+        assert!(project(&all, &BTreeMap::new(), &template(&[])).is_some());
+    }
+
+    #[test]
+    fn apply_remove_and_relist() {
+        let mut index = Index::default();
+        let id = |n: &str| WorkloadId {
+            kind: WorkloadKind::Deployment,
+            name: n.into(),
+        };
+        index.apply("a", id("web"), Some(Entry::default()));
+        index.apply("a", id("api"), Some(Entry::default()));
+        index.apply(
+            "b",
+            WorkloadId {
+                kind: WorkloadKind::CronJob,
+                name: "nightly".into(),
+            },
+            Some(Entry::default()),
+        );
+        assert!(index.has_candidates("a"));
+        assert_eq!(index.candidates("a").len(), 2);
+        index.apply("a", id("api"), None);
+        assert_eq!(index.candidates("a").len(), 1);
+        // A re-list that no longer contains a/web drops it but keeps other kinds.
+        index.retain_kind(WorkloadKind::Deployment, &HashSet::new());
+        assert!(!index.has_candidates("a"));
+        assert!(index.has_candidates("b"));
+        assert_eq!(index.len(), 1);
+    }
+}

@@ -1,0 +1,255 @@
+//! Wiring: `kreload serve` builds the index, the queue, the worker and the servers from
+//! the flags and runs them until shutdown.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Api, Client};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::sources::{LabelRequirement, SourceFilter, SourcesReviewer};
+use crate::admission::workloads::WorkloadsReviewer;
+use crate::admission::{self, CertResolver, Readiness};
+use crate::cli::{LogArgs, LogFormat, ServeArgs};
+use crate::index::{self, SharedIndex, Workload};
+use crate::metrics::Metrics;
+use crate::reload::keys::Vocabulary;
+use crate::reload::model::WorkloadKind;
+use crate::reload::rules::RuleOptions;
+use crate::worker::Worker;
+use crate::worker::apply::Settings;
+use crate::worker::queue::Queue;
+
+/// Sets up tracing from the log flags (text or JSON, level or filter).
+pub fn init_tracing(log: &LogArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.log_level)
+        .with_context(|| format!("invalid --log-level {:?}", log.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match log.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // A second init (the demo runs serve in-process) keeps the first subscriber.
+    let _ = result;
+    Ok(())
+}
+
+/// The filter of admitted writes, from the flags.
+pub fn source_filter(args: &ServeArgs) -> Result<SourceFilter> {
+    let resource_labels = args
+        .resource_label_selector
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| LabelRequirement::parse(s).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()
+        .context("invalid --resource-label-selector")?;
+    let set = |v: &[String]| -> HashSet<String> {
+        v.iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    Ok(SourceFilter {
+        own_namespace: args.own_namespace.clone().filter(|s| !s.is_empty()),
+        namespaces: set(&args.namespaces),
+        namespaces_to_ignore: set(&args.namespaces_to_ignore),
+        resource_labels,
+        ignored_kinds: args.resources_to_ignore.iter().copied().collect(),
+        reload_on_create: args.reload_on_create,
+        reload_on_delete: args.reload_on_delete,
+    })
+}
+
+async fn client(args: &ServeArgs) -> Result<Client> {
+    match &args.kubeconfig {
+        Some(path) => Ok(crate::controlplane::client_from_kubeconfig(path).await?),
+        None => Client::try_default()
+            .await
+            .context("no Kubernetes configuration (in-cluster or KUBECONFIG)"),
+    }
+}
+
+/// Starts a watch of one kind per watched namespace (or cluster-wide); returns their
+/// synced flags.
+fn watch_kind<K>(
+    client: &Client,
+    filter: &SourceFilter,
+    rules: &Arc<RuleOptions>,
+    index: &SharedIndex,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Vec<watch::Receiver<bool>>
+where
+    K: Workload + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let apis: Vec<Api<K>> = if filter.namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        filter
+            .namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    };
+    apis.into_iter()
+        .map(|api| {
+            let (tx, rx) = watch::channel(false);
+            tasks.spawn(index::watch_kind(api, rules.clone(), index.clone(), tx));
+            rx
+        })
+        .collect()
+}
+
+/// Runs kreload until `shutdown` is cancelled (or a signal arrives when `shutdown` is the
+/// token from [`crate::shutdown::signals`]).
+pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
+    let client = client(&args).await?;
+    let filter = source_filter(&args)?;
+    let vocabulary = Vocabulary::new(args.compat_reloader);
+    let rules = Arc::new(RuleOptions {
+        vocabulary: vocabulary.clone(),
+        auto_reload_all: args.auto_reload_all,
+        ignored_workload_kinds: args.ignored_workload_types.iter().copied().collect(),
+    });
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Readiness::new();
+    let index = SharedIndex::default();
+    let queue = Arc::new(Queue::new(args.queue_capacity, args.coalesce_window));
+
+    // Workload watches feed the index; the index is ready once every watch listed.
+    let mut watches = tokio::task::JoinSet::new();
+    let mut synced = Vec::new();
+    let kinds: Vec<WorkloadKind> = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+        WorkloadKind::CronJob,
+        WorkloadKind::Job,
+    ]
+    .into_iter()
+    .filter(|k| !rules.ignored_workload_kinds.contains(k))
+    .collect();
+    for kind in &kinds {
+        synced.extend(match kind {
+            WorkloadKind::Deployment => {
+                watch_kind::<Deployment>(&client, &filter, &rules, &index, &mut watches)
+            }
+            WorkloadKind::StatefulSet => {
+                watch_kind::<StatefulSet>(&client, &filter, &rules, &index, &mut watches)
+            }
+            WorkloadKind::DaemonSet => {
+                watch_kind::<DaemonSet>(&client, &filter, &rules, &index, &mut watches)
+            }
+            WorkloadKind::CronJob => {
+                watch_kind::<CronJob>(&client, &filter, &rules, &index, &mut watches)
+            }
+            WorkloadKind::Job => watch_kind::<Job>(&client, &filter, &rules, &index, &mut watches),
+            WorkloadKind::Rollout => Vec::new(),
+        });
+    }
+    {
+        let readiness = readiness.clone();
+        let index = index.clone();
+        tokio::spawn(async move {
+            for mut rx in synced {
+                if rx.wait_for(|done| *done).await.is_err() {
+                    return;
+                }
+            }
+            tracing::info!(workloads = index.read(|i| i.len()), "workload index synced");
+            readiness.set_index_synced();
+        });
+    }
+
+    let reporter = Reporter {
+        controller: "kreload".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let worker = Worker {
+        client: client.clone(),
+        queue: queue.clone(),
+        index: index.clone(),
+        rules: rules.clone(),
+        settings: Settings {
+            strategy: args.reload_strategy,
+            vocabulary: vocabulary.clone(),
+        },
+        metrics: metrics.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        confirm_patience: Duration::from_secs(3),
+    };
+    let worker = tokio::spawn(worker.run());
+
+    let sources = Arc::new(SourcesReviewer {
+        filter: filter.clone(),
+        vocabulary,
+        index: index.clone(),
+        queue: queue.clone(),
+        metrics: metrics.clone(),
+    });
+    let workloads = Arc::new(WorkloadsReviewer {
+        client: client.clone(),
+        rules: rules.clone(),
+        filter,
+        read_budget: Duration::from_secs(2),
+    });
+    let app = admission::router(
+        sources,
+        workloads,
+        metrics.clone(),
+        admission::DEFAULT_BODY_LIMIT,
+    );
+
+    let resolver = CertResolver::new(args.tls_cert_file.clone(), args.tls_key_file.clone())
+        .context("loading the serving certificate")?;
+    let tls = Arc::new(admission::server_config(resolver)?);
+    let listener = tokio::net::TcpListener::bind(args.listen_address)
+        .await
+        .with_context(|| format!("binding {}", args.listen_address))?;
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_address)
+        .await
+        .with_context(|| format!("binding {}", args.admin_address))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        admin = %admin_listener.local_addr()?,
+        strategy = %args.reload_strategy,
+        coalesce_window = ?args.coalesce_window,
+        "serving"
+    );
+    readiness.set_tls_bound();
+    let admin_app = admission::admin_router(readiness.clone(), metrics.clone());
+    let admin_token = CancellationToken::new();
+    let admin = tokio::spawn(admission::serve_plain(
+        admin_listener,
+        admin_app,
+        admin_token.clone(),
+    ));
+
+    let served =
+        admission::serve_tls(listener, tls, app, shutdown.clone(), args.shutdown_grace).await;
+    // Not ready any more; finish what was admitted, within the grace period.
+    readiness.set_not_ready();
+    queue.close();
+    if tokio::time::timeout(args.shutdown_grace, worker)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            pending = queue.len(),
+            "worker did not finish in time; the resync will catch up"
+        );
+    }
+    watches.abort_all();
+    admin_token.cancel();
+    let _ = admin.await;
+    served?;
+    tracing::info!("stopped");
+    Ok(())
+}

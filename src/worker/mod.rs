@@ -1,0 +1,184 @@
+//! The restart worker: takes coalesced intents from the queue, confirms them against the
+//! live objects, finds the workloads they concern in the index, and reloads each workload
+//! once for all of its changes.
+
+pub mod apply;
+pub mod confirm;
+pub mod queue;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder};
+use tracing::Instrument as _;
+
+use crate::index::{SharedIndex, WorkloadId};
+use crate::metrics::{DropReason, Metrics, ReloadOutcome};
+use crate::reload::model::WorkloadKind;
+use crate::reload::rules::{Decision, RuleOptions, SourceView, WorkloadView, decide};
+use apply::{Applied, Reload, Settings};
+use confirm::Outcome;
+use queue::{Intent, Queue};
+
+pub struct Worker {
+    pub client: Client,
+    pub queue: Arc<Queue>,
+    pub index: SharedIndex,
+    pub rules: Arc<RuleOptions>,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    /// How long to wait for an admitted write to show up in the live object.
+    pub confirm_patience: Duration,
+}
+
+impl Worker {
+    /// Runs until the queue is closed and drained.
+    pub async fn run(self) {
+        while let Some(batch) = self.queue.next_batch().await {
+            self.metrics.set_queue_depth(self.queue.len());
+            self.process(batch).await;
+        }
+        tracing::info!("worker stopped");
+    }
+
+    async fn process(&self, batch: Vec<Intent>) {
+        // workload → changes, so a workload that uses several changed sources rolls once.
+        let mut plan: BTreeMap<(String, WorkloadId), Vec<Reload>> = BTreeMap::new();
+        for intent in batch {
+            let span = tracing::info_span!(
+                "intent",
+                namespace = %intent.namespace,
+                kind = intent.source.kind.as_str(),
+                name = %intent.source.name
+            );
+            let outcome = confirm::confirm(&self.client, &intent, self.confirm_patience)
+                .instrument(span.clone())
+                .await;
+            let _enter = span.enter();
+            let (hash, annotations) = match outcome {
+                Ok(Outcome::Persisted { hash, annotations }) => (hash, annotations),
+                Ok(Outcome::NotPersisted) => {
+                    tracing::info!("admitted write was not persisted; nothing to do");
+                    self.metrics.intent_dropped(DropReason::NotPersisted);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "cannot confirm the write; leaving it to the resync");
+                    self.metrics.intent_dropped(DropReason::Unconfirmed);
+                    continue;
+                }
+            };
+            let candidates = self.index.read(|i| i.candidates(&intent.namespace));
+            for (id, entry) in candidates {
+                let workload = WorkloadView {
+                    kind: id.kind,
+                    annotations: &entry.annotations,
+                    template_annotations: &entry.template_annotations,
+                    refs: &entry.refs,
+                };
+                let source = SourceView {
+                    source: &intent.source,
+                    annotations: &annotations,
+                };
+                if let Decision::Reload { auto } = decide(&self.rules, &workload, &source) {
+                    plan.entry((intent.namespace.clone(), id))
+                        .or_default()
+                        .push(Reload {
+                            source: intent.source.clone(),
+                            hash: hash.clone(),
+                            auto,
+                        });
+                }
+            }
+        }
+        for ((namespace, id), changes) in plan {
+            self.reload(&namespace, &id, &changes).await;
+        }
+    }
+
+    async fn reload(&self, namespace: &str, id: &WorkloadId, changes: &[Reload]) {
+        let span =
+            tracing::info_span!("reload", workload.kind = %id.kind, namespace, name = %id.name);
+        let started = std::time::Instant::now();
+        let result = apply::reload(
+            &self.client,
+            &self.settings,
+            namespace,
+            id.kind,
+            &id.name,
+            changes,
+        )
+        .instrument(span.clone())
+        .await;
+        let _enter = span.enter();
+        let sources: Vec<String> = changes.iter().map(|c| c.source.to_string()).collect();
+        let outcome = match &result {
+            Ok(Applied::Reloaded) => {
+                tracing::info!(sources = ?sources, "reloaded");
+                ReloadOutcome::Reloaded
+            }
+            Ok(Applied::AlreadyApplied) => {
+                tracing::debug!(sources = ?sources, "already reflects the content");
+                ReloadOutcome::AlreadyApplied
+            }
+            Ok(Applied::NoContainer) => {
+                tracing::info!(sources = ?sources, "no container uses the change");
+                ReloadOutcome::NoContainer
+            }
+            Ok(Applied::Gone) => ReloadOutcome::Superseded,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(error), sources = ?sources, "reload failed");
+                ReloadOutcome::Failed
+            }
+        };
+        self.metrics
+            .reload(id.kind.api_kind(), self.settings.strategy.as_str(), outcome);
+        self.metrics.observe_reload_patch(started.elapsed());
+        if matches!(result, Ok(Applied::Reloaded)) {
+            self.event(namespace, id, &sources).await;
+        }
+    }
+
+    async fn event(&self, namespace: &str, id: &WorkloadId, sources: &[String]) {
+        let resource = apply::api_resource(id.kind);
+        let reference = ObjectReference {
+            api_version: Some(resource.api_version),
+            kind: Some(resource.kind),
+            namespace: Some(namespace.to_owned()),
+            name: Some(id.name.clone()),
+            ..Default::default()
+        };
+        let verb = if id.kind == WorkloadKind::Job {
+            "recreated"
+        } else {
+            "restarted"
+        };
+        let note = format!("{verb} because {} changed", sources.join(", "));
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Reloaded".into(),
+            note: Some(note),
+            action: "Reload".into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, "cannot record the event");
+        }
+    }
+}
+
+/// An error with its sources, on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

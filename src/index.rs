@@ -190,6 +190,7 @@ pub async fn watch_kind<K: Workload>(
     opts: Arc<RuleOptions>,
     index: SharedIndex,
     synced: watch::Sender<bool>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let mut relisted: HashSet<(String, String)> = HashSet::new();
     let stream = watcher::watcher(api, watcher::Config::default()).map_err(|error| {
@@ -199,6 +200,7 @@ pub async fn watch_kind<K: Workload>(
     let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(stream));
     while let Some(event) = stream.next().await {
         let Ok(event) = event else { continue };
+        let initial = matches!(event, Event::Init | Event::InitApply(_));
         match event {
             Event::Init => relisted.clear(),
             Event::InitApply(obj) | Event::Apply(obj) => {
@@ -230,6 +232,9 @@ pub async fn watch_kind<K: Workload>(
                 index.write(|i| i.retain_kind(K::KIND, &keep));
                 let _ = synced.send(true);
             }
+        }
+        if !initial {
+            metrics.set_index_workloads(index.read(Index::len));
         }
     }
 }

@@ -184,6 +184,7 @@ pub struct Metrics {
     intents_dropped: Family<ReasonLabels, Counter>,
     intents_coalesced: Counter,
     queue_depth: Gauge,
+    index_workloads: Gauge,
     reloads: Family<ReloadLabels, Counter>,
     reload_patch_duration: Histogram,
 }
@@ -235,6 +236,12 @@ impl Metrics {
             "Reload intents waiting for the worker",
             queue_depth.clone(),
         );
+        let index_workloads = Gauge::default();
+        registry.register(
+            "index_workloads",
+            "Opted-in workloads kept in the workload index",
+            index_workloads.clone(),
+        );
         let reloads = Family::default();
         registry.register(
             "reloads",
@@ -256,6 +263,7 @@ impl Metrics {
             intents_dropped,
             intents_coalesced,
             queue_depth,
+            index_workloads,
             reloads,
             reload_patch_duration,
         }
@@ -300,6 +308,11 @@ impl Metrics {
 
     pub fn intent_coalesced(&self) {
         self.intents_coalesced.inc();
+    }
+
+    pub fn set_index_workloads(&self, count: usize) {
+        self.index_workloads
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     pub fn set_queue_depth(&self, depth: usize) {

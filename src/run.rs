@@ -84,6 +84,7 @@ fn watch_kind<K>(
     filter: &SourceFilter,
     rules: &Arc<RuleOptions>,
     index: &SharedIndex,
+    metrics: &Arc<Metrics>,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Vec<watch::Receiver<bool>>
 where
@@ -101,7 +102,13 @@ where
     apis.into_iter()
         .map(|api| {
             let (tx, rx) = watch::channel(false);
-            tasks.spawn(index::watch_kind(api, rules.clone(), index.clone(), tx));
+            tasks.spawn(index::watch_kind(
+                api,
+                rules.clone(),
+                index.clone(),
+                tx,
+                metrics.clone(),
+            ));
             rx
         })
         .collect()
@@ -139,18 +146,20 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
     for kind in &kinds {
         synced.extend(match kind {
             WorkloadKind::Deployment => {
-                watch_kind::<Deployment>(&client, &filter, &rules, &index, &mut watches)
+                watch_kind::<Deployment>(&client, &filter, &rules, &index, &metrics, &mut watches)
             }
             WorkloadKind::StatefulSet => {
-                watch_kind::<StatefulSet>(&client, &filter, &rules, &index, &mut watches)
+                watch_kind::<StatefulSet>(&client, &filter, &rules, &index, &metrics, &mut watches)
             }
             WorkloadKind::DaemonSet => {
-                watch_kind::<DaemonSet>(&client, &filter, &rules, &index, &mut watches)
+                watch_kind::<DaemonSet>(&client, &filter, &rules, &index, &metrics, &mut watches)
             }
             WorkloadKind::CronJob => {
-                watch_kind::<CronJob>(&client, &filter, &rules, &index, &mut watches)
+                watch_kind::<CronJob>(&client, &filter, &rules, &index, &metrics, &mut watches)
             }
-            WorkloadKind::Job => watch_kind::<Job>(&client, &filter, &rules, &index, &mut watches),
+            WorkloadKind::Job => {
+                watch_kind::<Job>(&client, &filter, &rules, &index, &metrics, &mut watches)
+            }
             WorkloadKind::Rollout => Vec::new(),
         });
     }

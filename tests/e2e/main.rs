@@ -7,6 +7,7 @@
 //! plane is torn down after the last test, whatever the tests did.
 
 mod controlplane;
+mod reload;
 mod support;
 
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let mut trials = Vec::new();
     trials.extend(controlplane::tests());
+    trials.extend(reload::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

@@ -1,7 +1,10 @@
 //! The shared test environment: the control plane, a runtime, and helpers.
 
+pub mod instance;
 pub mod recorder;
+pub mod workloads;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -16,6 +19,35 @@ pub struct Env {
     pub rt: tokio::runtime::Runtime,
     pub cp: ControlPlane,
     pub client: kube::Client,
+    /// kreload instances shared by tests, by profile name; stopped at teardown.
+    instances: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<instance::Instance>>>>>,
+}
+
+impl Env {
+    /// The shared kreload instance for `profile`, started with `flags` on first use.
+    pub async fn kreload(&self, profile: &str, flags: &[&str]) -> Result<Arc<instance::Instance>> {
+        let cell = {
+            let mut map = self
+                .instances
+                .lock()
+                .map_err(|_| anyhow::anyhow!("instances lock"))?;
+            map.entry(profile.to_owned()).or_default().clone()
+        };
+        let instance = cell
+            .get_or_try_init(|| async {
+                instance::Instance::start(
+                    &self.client,
+                    self.cp.kubeconfig(),
+                    profile,
+                    profile,
+                    flags,
+                )
+                .await
+                .map(Arc::new)
+            })
+            .await?;
+        Ok(instance.clone())
+    }
 }
 
 static ENV: Mutex<Option<Arc<Env>>> = Mutex::new(None);
@@ -36,7 +68,12 @@ impl Env {
             cp.has_controller_manager()
         );
         let client = rt.block_on(cp.client())?;
-        Ok(Env { rt, cp, client })
+        Ok(Env {
+            rt,
+            cp,
+            client,
+            instances: Mutex::new(HashMap::new()),
+        })
     }
 }
 
@@ -77,7 +114,13 @@ pub fn teardown() {
     if let Some(env) = env {
         match Arc::try_unwrap(env) {
             Ok(env) => {
-                let Env { rt, cp, client } = env;
+                let Env {
+                    rt,
+                    cp,
+                    client,
+                    instances,
+                } = env;
+                drop(instances);
                 drop(client);
                 drop(cp);
                 rt.shutdown_timeout(Duration::from_secs(5));

@@ -27,6 +27,11 @@ impl Drop for Recorder {
 
 impl Recorder {
     pub async fn start() -> Result<Recorder> {
+        Self::start_answering(true).await
+    }
+
+    /// A recorder that answers every review with `allowed`.
+    pub async fn start_answering(allowed: bool) -> Result<Recorder> {
         let ca = Ca::new("recorder-ca")?;
         let leaf = ca.issue_server(&[], &["127.0.0.1".parse()?])?;
         let certs =
@@ -61,7 +66,8 @@ impl Recorder {
                             let answer = serde_json::json!({
                                 "apiVersion": "admission.k8s.io/v1",
                                 "kind": "AdmissionReview",
-                                "response": {"uid": uid, "allowed": true}
+                                "response": {"uid": uid, "allowed": allowed,
+                                    "status": {"code": 403, "message": "denied by the test"}}
                             });
                             Ok::<_, hyper::Error>(
                                 hyper::Response::builder()

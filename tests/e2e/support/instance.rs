@@ -1,0 +1,143 @@
+//! kreload instances for the tests: the real binary as a child process, with its own
+//! certificates, its webhooks registered for namespaces that carry its label, and a canary
+//! write that proves the API server calls it before any test relies on it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use kreload::controlplane::free_port;
+use kreload::local::{self, Registration};
+
+use super::namespace;
+
+/// The namespace label that routes a namespace's writes to one instance.
+pub const INSTANCE_LABEL: &str = "kreload.dev/e2e-instance";
+
+pub struct Instance {
+    pub name: String,
+    /// The value of INSTANCE_LABEL this instance serves (replicas share one).
+    pub label: String,
+    pub admin: SocketAddr,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Instance {
+    /// Starts `kreload serve` with `flags`, registers its webhooks for namespaces labelled
+    /// `INSTANCE_LABEL=<name>`, and waits until they are live.
+    pub async fn start(
+        client: &kube::Client,
+        kubeconfig: &std::path::Path,
+        name: &str,
+        label: &str,
+        flags: &[&str],
+    ) -> Result<Instance> {
+        let dir = tempfile::Builder::new().prefix("kreload-e2e-").tempdir()?;
+        let bundle = kreload::certs::write_serving_bundle(
+            dir.path(),
+            &["localhost".into()],
+            &["127.0.0.1".parse()?],
+        )?;
+        let port = free_port()?;
+        let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let log = dir.path().join("kreload.log");
+        let out = std::fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new("/usr/bin/setpriv");
+        cmd.args([
+            "--pdeathsig",
+            "SIGKILL",
+            "--",
+            env!("CARGO_BIN_EXE_kreload"),
+            "serve",
+        ])
+        .arg(format!("--listen-address=127.0.0.1:{port}"))
+        .arg(format!("--admin-address={admin}"))
+        .arg(format!("--tls-cert-file={}", bundle.cert.display()))
+        .arg(format!("--tls-key-file={}", bundle.key.display()))
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg("--log-level=kreload=debug,info")
+        .args(flags)
+        .env_remove("KUBEBUILDER_ASSETS")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+        let child = cmd.spawn().context("starting kreload")?;
+        let mut instance = Instance {
+            name: name.to_owned(),
+            label: label.to_owned(),
+            admin,
+            child: Some(child),
+            _dir: dir,
+            log,
+        };
+        local::register(
+            client,
+            &Registration {
+                name_suffix: format!("-{name}"),
+                base_url: format!("https://127.0.0.1:{port}"),
+                ca_pem: std::fs::read_to_string(&bundle.ca_cert)?,
+                namespace_labels: BTreeMap::from([(INSTANCE_LABEL.to_owned(), label.to_owned())]),
+                source_operations: vec!["UPDATE".into()],
+            },
+        )
+        .await?;
+        let canary = namespace(
+            client,
+            &format!("canary-{name}"),
+            &[(INSTANCE_LABEL, label)],
+        )
+        .await?;
+        if let Err(error) = local::wait_live(client, &canary, admin, Duration::from_secs(60)).await
+        {
+            let log = instance.log_tail();
+            instance.stop();
+            return Err(anyhow::Error::new(error).context(format!("kreload {name} log:\n{log}")));
+        }
+        Ok(instance)
+    }
+
+    /// The labels a test namespace needs to be served by this instance.
+    pub fn labels(&self) -> [(&str, &str); 1] {
+        [(INSTANCE_LABEL, self.label.as_str())]
+    }
+
+    /// Sum of a metric's samples whose line contains every `filter`.
+    pub async fn metric(&self, name: &str, filters: &[&str]) -> Result<f64> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(self.admin).await?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name) && filters.iter().all(|f| l.contains(f)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Kills the process (as a crash or a node loss would).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -7,6 +7,7 @@
 //! plane is torn down after the last test, whatever the tests did.
 
 mod controlplane;
+mod guards;
 mod reload;
 mod support;
 
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     let mut trials = Vec::new();
     trials.extend(controlplane::tests());
     trials.extend(reload::tests());
+    trials.extend(guards::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

@@ -124,7 +124,11 @@ impl Instance {
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        format!(
+            "[kreload {}]\n{}",
+            self.name,
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        )
     }
 
     /// Kills the process (as a crash or a node loss would).

@@ -1,6 +1,7 @@
 //! The shared test environment: the control plane, a runtime, and helpers.
 
 pub mod instance;
+pub mod policy;
 pub mod recorder;
 pub mod workloads;
 
@@ -150,6 +151,35 @@ where
             .block_on(body(env))
             .map_err(|e| libtest_mimic::Failed::from(format!("{e:#}")))
     })
+}
+
+/// Creates a namespace with exactly this name (if it does not exist yet).
+pub async fn named_namespace(
+    client: &kube::Client,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Result<()> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating namespace {name}")),
+    }
 }
 
 /// Creates a namespace with a unique name derived from `base` and the given labels.

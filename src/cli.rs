@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Never act in these namespaces (comma-separated).
     #[arg(long, env = "KRELOAD_NAMESPACES_TO_IGNORE", value_delimiter = ',')]
     pub namespaces_to_ignore: Vec<String>,
+    /// Only act in namespaces whose labels match (`key=value`, `key:value`, `key`, `key=*`;
+    /// comma-separated, all must match).
+    #[arg(long, env = "KRELOAD_NAMESPACE_SELECTOR", value_delimiter = ',')]
+    pub namespace_selector: Vec<String>,
     /// kreload's own namespace, never acted in (set from the downward API in a cluster).
     #[arg(long, env = "POD_NAMESPACE")]
     pub own_namespace: Option<String>,

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod index;
 pub mod local;
 pub mod metrics;
+pub mod namespaces;
 pub mod reload;
 pub mod run;
 pub mod shutdown;

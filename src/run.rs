@@ -19,6 +19,7 @@ use crate::admission::{self, CertResolver, Readiness};
 use crate::cli::{LogArgs, LogFormat, ServeArgs};
 use crate::index::{self, SharedIndex, Workload};
 use crate::metrics::Metrics;
+use crate::namespaces::NamespaceGate;
 use crate::reload::keys::Vocabulary;
 use crate::reload::model::WorkloadKind;
 use crate::reload::rules::RuleOptions;
@@ -42,15 +43,26 @@ pub fn init_tracing(log: &LogArgs) -> Result<()> {
     Ok(())
 }
 
-/// The filter of admitted writes, from the flags.
-pub fn source_filter(args: &ServeArgs) -> Result<SourceFilter> {
-    let resource_labels = args
-        .resource_label_selector
+fn requirements(values: &[String], flag: &str) -> Result<Vec<LabelRequirement>> {
+    values
         .iter()
         .filter(|s| !s.trim().is_empty())
         .map(|s| LabelRequirement::parse(s).map_err(anyhow::Error::msg))
         .collect::<Result<Vec<_>>>()
-        .context("invalid --resource-label-selector")?;
+        .with_context(|| format!("invalid --{flag}"))
+}
+
+/// The filter of admitted writes, from the flags.
+pub fn source_filter(args: &ServeArgs) -> Result<SourceFilter> {
+    let resource_labels = requirements(&args.resource_label_selector, "resource-label-selector")?;
+    let namespace_labels = requirements(&args.namespace_selector, "namespace-selector")?;
+    let namespace_gate = NamespaceGate::new((!namespace_labels.is_empty()).then(|| {
+        namespace_labels
+            .iter()
+            .map(LabelRequirement::to_selector)
+            .collect::<Vec<_>>()
+            .join(",")
+    }));
     let set = |v: &[String]| -> HashSet<String> {
         v.iter()
             .map(|s| s.trim().to_owned())
@@ -65,6 +77,7 @@ pub fn source_filter(args: &ServeArgs) -> Result<SourceFilter> {
         ignored_kinds: args.resources_to_ignore.iter().copied().collect(),
         reload_on_create: args.reload_on_create,
         reload_on_delete: args.reload_on_delete,
+        namespace_gate,
     })
 }
 
@@ -162,6 +175,11 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
             }
             WorkloadKind::Rollout => Vec::new(),
         });
+    }
+    {
+        let (tx, rx) = watch::channel(false);
+        watches.spawn(filter.namespace_gate.clone().watch(client.clone(), tx));
+        synced.push(rx);
     }
     {
         let readiness = readiness.clone();

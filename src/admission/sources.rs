@@ -15,6 +15,7 @@ use futures::future::BoxFuture;
 use super::review::Reviewer;
 use crate::index::SharedIndex;
 use crate::metrics::{DropReason, Metrics};
+use crate::namespaces::NamespaceGate;
 use crate::reload::hash::{configmap_hash, secret_hash};
 use crate::reload::keys::{Key, Vocabulary};
 use crate::reload::model::{SourceKind, SourceRef};
@@ -44,6 +45,14 @@ impl LabelRequirement {
         })
     }
 
+    /// The requirement as Kubernetes label-selector syntax.
+    pub fn to_selector(&self) -> String {
+        match self {
+            Self::Equals(k, v) => format!("{k}={v}"),
+            Self::Exists(k) => k.clone(),
+        }
+    }
+
     fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         match self {
             Self::Equals(k, v) => labels.get(k) == Some(v),
@@ -63,6 +72,8 @@ pub struct SourceFilter {
     pub ignored_kinds: HashSet<SourceKind>,
     pub reload_on_create: bool,
     pub reload_on_delete: bool,
+    /// `--namespace-selector`.
+    pub namespace_gate: NamespaceGate,
 }
 
 impl SourceFilter {
@@ -71,6 +82,7 @@ impl SourceFilter {
         self.own_namespace.as_deref() != Some(namespace)
             && !self.namespaces_to_ignore.contains(namespace)
             && (self.namespaces.is_empty() || self.namespaces.contains(namespace))
+            && self.namespace_gate.allows(namespace)
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod controlplane;
 mod guards;
+mod options;
 mod reload;
 mod support;
 
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     trials.extend(controlplane::tests());
     trials.extend(reload::tests());
     trials.extend(guards::tests());
+    trials.extend(options::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

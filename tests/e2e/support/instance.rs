@@ -37,6 +37,19 @@ impl Instance {
         label: &str,
         flags: &[&str],
     ) -> Result<Instance> {
+        Self::start_with(client, kubeconfig, name, label, flags, &[]).await
+    }
+
+    /// Like `start`; `canary_labels` are extra labels for the canary namespace (needed
+    /// when the flags narrow which namespaces kreload acts in).
+    pub async fn start_with(
+        client: &kube::Client,
+        kubeconfig: &std::path::Path,
+        name: &str,
+        label: &str,
+        flags: &[&str],
+        canary_labels: &[(&str, &str)],
+    ) -> Result<Instance> {
         let dir = tempfile::Builder::new().prefix("kreload-e2e-").tempdir()?;
         let bundle = kreload::certs::write_serving_bundle(
             dir.path(),
@@ -83,16 +96,22 @@ impl Instance {
                 base_url: format!("https://127.0.0.1:{port}"),
                 ca_pem: std::fs::read_to_string(&bundle.ca_cert)?,
                 namespace_labels: BTreeMap::from([(INSTANCE_LABEL.to_owned(), label.to_owned())]),
-                source_operations: vec!["UPDATE".into()],
+                // Writes other than UPDATE are only sent when kreload acts on them.
+                source_operations: ["CREATE", "UPDATE", "DELETE"]
+                    .into_iter()
+                    .filter(|op| match *op {
+                        "CREATE" => flags.contains(&"--reload-on-create"),
+                        "DELETE" => flags.contains(&"--reload-on-delete"),
+                        _ => true,
+                    })
+                    .map(String::from)
+                    .collect(),
             },
         )
         .await?;
-        let canary = namespace(
-            client,
-            &format!("canary-{name}"),
-            &[(INSTANCE_LABEL, label)],
-        )
-        .await?;
+        let mut labels = vec![(INSTANCE_LABEL, label)];
+        labels.extend_from_slice(canary_labels);
+        let canary = namespace(client, &format!("canary-{name}"), &labels).await?;
         if let Err(error) = local::wait_live(client, &canary, admin, Duration::from_secs(60)).await
         {
             let log = instance.log_tail();

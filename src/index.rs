@@ -3,6 +3,7 @@
 //! annotations and referenced object names per container), never whole objects, and only
 //! for workloads that opted in (or all of them under `--auto-reload-all`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
@@ -10,8 +11,10 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource, ResourceExt as _};
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
@@ -132,69 +135,82 @@ impl SharedIndex {
     }
 }
 
-/// A workload kind the index can watch: where its pod template is.
-pub trait Workload:
-    Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
+/// A watched object type: where its pod template is.
+pub trait Templated:
+    Resource + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
 {
+    fn template(&self) -> Option<Cow<'_, PodTemplateSpec>>;
+}
+
+/// A built-in workload kind.
+pub trait Workload: Templated + Resource<DynamicType = ()> {
     const KIND: WorkloadKind;
-    fn template(&self) -> Option<&PodTemplateSpec>;
 }
 
-impl Workload for Deployment {
-    const KIND: WorkloadKind = WorkloadKind::Deployment;
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
+macro_rules! workload {
+    ($ty:ty, $kind:expr, |$obj:ident| $template:expr) => {
+        impl Templated for $ty {
+            fn template(&self) -> Option<Cow<'_, PodTemplateSpec>> {
+                let $obj = self;
+                $template.map(Cow::Borrowed)
+            }
+        }
+        impl Workload for $ty {
+            const KIND: WorkloadKind = $kind;
+        }
+    };
+}
+
+workload!(Deployment, WorkloadKind::Deployment, |o| o
+    .spec
+    .as_ref()
+    .map(|s| &s.template));
+workload!(StatefulSet, WorkloadKind::StatefulSet, |o| o
+    .spec
+    .as_ref()
+    .map(|s| &s.template));
+workload!(DaemonSet, WorkloadKind::DaemonSet, |o| o
+    .spec
+    .as_ref()
+    .map(|s| &s.template));
+workload!(Job, WorkloadKind::Job, |o| o
+    .spec
+    .as_ref()
+    .map(|s| &s.template));
+workload!(CronJob, WorkloadKind::CronJob, |o| o
+    .spec
+    .as_ref()
+    .and_then(|s| s.job_template.spec.as_ref())
+    .map(|s| &s.template));
+
+/// Argo Rollouts (a CRD, so untyped): the template is `spec.template`.
+impl Templated for DynamicObject {
+    fn template(&self) -> Option<Cow<'_, PodTemplateSpec>> {
+        let template = self.data.pointer("/spec/template")?;
+        PodTemplateSpec::deserialize(template).ok().map(Cow::Owned)
     }
 }
 
-impl Workload for StatefulSet {
-    const KIND: WorkloadKind = WorkloadKind::StatefulSet;
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-}
-
-impl Workload for DaemonSet {
-    const KIND: WorkloadKind = WorkloadKind::DaemonSet;
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-}
-
-impl Workload for CronJob {
-    const KIND: WorkloadKind = WorkloadKind::CronJob;
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.job_template.spec.as_ref())
-            .map(|s| &s.template)
-    }
-}
-
-impl Workload for Job {
-    const KIND: WorkloadKind = WorkloadKind::Job;
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-}
-
-fn entry_of<K: Workload>(opts: &RuleOptions, obj: &K) -> Option<Entry> {
+fn entry_of<K: Templated>(opts: &RuleOptions, obj: &K) -> Option<Entry> {
     let template = obj.template()?;
-    project(opts, obj.annotations(), template)
+    project(opts, obj.annotations(), &template)
 }
 
 /// Watches one workload kind (in all namespaces or in one) and keeps the index current.
 /// Sends `true` on `synced` after the first complete list. Runs until the stream ends.
-pub async fn watch_kind<K: Workload>(
+pub async fn watch_kind<K: Templated>(
     api: Api<K>,
+    kind: WorkloadKind,
     opts: Arc<RuleOptions>,
     index: SharedIndex,
     synced: watch::Sender<bool>,
     metrics: Arc<crate::metrics::Metrics>,
-) {
+) where
+    K::DynamicType: Clone + Eq + std::hash::Hash,
+{
     let mut relisted: HashSet<(String, String)> = HashSet::new();
     let stream = watcher::watcher(api, watcher::Config::default()).map_err(|error| {
-        tracing::warn!(kind = %K::KIND, %error, "workload watch failed; retrying");
+        tracing::warn!(%kind, %error, "workload watch failed; retrying");
         error
     });
     let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(stream));
@@ -208,28 +224,19 @@ pub async fn watch_kind<K: Workload>(
                 let name = obj.name_any();
                 relisted.insert((ns.clone(), name.clone()));
                 let entry = entry_of(&opts, &obj);
-                index.write(|i| {
-                    i.apply(
-                        &ns,
-                        WorkloadId {
-                            kind: K::KIND,
-                            name,
-                        },
-                        entry,
-                    )
-                });
+                index.write(|i| i.apply(&ns, WorkloadId { kind, name }, entry));
             }
             Event::Delete(obj) => {
                 let ns = obj.namespace().unwrap_or_default();
                 let id = WorkloadId {
-                    kind: K::KIND,
+                    kind,
                     name: obj.name_any(),
                 };
                 index.write(|i| i.apply(&ns, id, None));
             }
             Event::InitDone => {
                 let keep = std::mem::take(&mut relisted);
-                index.write(|i| i.retain_kind(K::KIND, &keep));
+                index.write(|i| i.retain_kind(kind, &keep));
                 let _ = synced.send(true);
             }
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use kube::api::DynamicObject;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client};
 use tokio::sync::watch;
@@ -25,6 +26,7 @@ use crate::reload::model::WorkloadKind;
 use crate::reload::rules::RuleOptions;
 use crate::worker::Worker;
 use crate::worker::apply::Settings;
+use crate::worker::apply::api_resource;
 use crate::worker::queue::Queue;
 
 /// Sets up tracing from the log flags (text or JSON, level or filter).
@@ -90,41 +92,81 @@ async fn client(args: &ServeArgs) -> Result<Client> {
     }
 }
 
-/// Starts a watch of one kind per watched namespace (or cluster-wide); returns their
-/// synced flags.
-fn watch_kind<K>(
-    client: &Client,
-    filter: &SourceFilter,
-    rules: &Arc<RuleOptions>,
-    index: &SharedIndex,
-    metrics: &Arc<Metrics>,
-    tasks: &mut tokio::task::JoinSet<()>,
-) -> Vec<watch::Receiver<bool>>
-where
-    K: Workload + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    let apis: Vec<Api<K>> = if filter.namespaces.is_empty() {
-        vec![Api::all(client.clone())]
-    } else {
-        filter
-            .namespaces
-            .iter()
-            .map(|ns| Api::namespaced(client.clone(), ns))
-            .collect()
-    };
-    apis.into_iter()
-        .map(|api| {
+/// The workload watches that feed the index, and their synced flags.
+struct Watches {
+    client: Client,
+    namespaces: Vec<String>,
+    rules: Arc<RuleOptions>,
+    index: SharedIndex,
+    metrics: Arc<Metrics>,
+    tasks: tokio::task::JoinSet<()>,
+    synced: Vec<watch::Receiver<bool>>,
+}
+
+impl Watches {
+    /// One watch per watched namespace, or one cluster-wide.
+    fn apis<K>(
+        &self,
+        all: impl Fn() -> Api<K>,
+        namespaced: impl Fn(&str) -> Api<K>,
+    ) -> Vec<Api<K>> {
+        if self.namespaces.is_empty() {
+            vec![all()]
+        } else {
+            self.namespaces.iter().map(|ns| namespaced(ns)).collect()
+        }
+    }
+
+    fn spawn<K: index::Templated>(&mut self, kind: WorkloadKind, apis: Vec<Api<K>>)
+    where
+        K::DynamicType: Clone + Eq + std::hash::Hash,
+    {
+        for api in apis {
             let (tx, rx) = watch::channel(false);
-            tasks.spawn(index::watch_kind(
+            self.tasks.spawn(index::watch_kind(
                 api,
-                rules.clone(),
-                index.clone(),
+                kind,
+                self.rules.clone(),
+                self.index.clone(),
                 tx,
-                metrics.clone(),
+                self.metrics.clone(),
             ));
-            rx
-        })
-        .collect()
+            self.synced.push(rx);
+        }
+    }
+
+    fn typed<K>(&mut self)
+    where
+        K: Workload + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        let client = self.client.clone();
+        let apis = self.apis(
+            || Api::<K>::all(client.clone()),
+            |ns| Api::namespaced(client.clone(), ns),
+        );
+        self.spawn(K::KIND, apis);
+    }
+
+    /// Argo Rollouts, when their CRD is served.
+    async fn rollouts(&mut self) {
+        let resource = api_resource(WorkloadKind::Rollout);
+        match self
+            .client
+            .list_api_group_resources(&resource.api_version)
+            .await
+        {
+            Ok(list) if list.resources.iter().any(|r| r.name == resource.plural) => {
+                let client = self.client.clone();
+                let apis = self.apis(
+                    || Api::all_with(client.clone(), &resource),
+                    |ns| Api::namespaced_with(client.clone(), ns, &resource),
+                );
+                self.spawn::<DynamicObject>(WorkloadKind::Rollout, apis);
+                tracing::info!("argo rollouts found; watching them");
+            }
+            _ => tracing::info!("no argo rollouts CRD; rollouts are not watched"),
+        }
+    }
 }
 
 /// Runs kreload until `shutdown` is cancelled (or a signal arrives when `shutdown` is the
@@ -144,38 +186,33 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
     let queue = Arc::new(Queue::new(args.queue_capacity, args.coalesce_window));
 
     // Workload watches feed the index; the index is ready once every watch listed.
-    let mut watches = tokio::task::JoinSet::new();
-    let mut synced = Vec::new();
-    let kinds: Vec<WorkloadKind> = [
-        WorkloadKind::Deployment,
-        WorkloadKind::StatefulSet,
-        WorkloadKind::DaemonSet,
-        WorkloadKind::CronJob,
-        WorkloadKind::Job,
-    ]
-    .into_iter()
-    .filter(|k| !rules.ignored_workload_kinds.contains(k))
-    .collect();
-    for kind in &kinds {
-        synced.extend(match kind {
-            WorkloadKind::Deployment => {
-                watch_kind::<Deployment>(&client, &filter, &rules, &index, &metrics, &mut watches)
-            }
-            WorkloadKind::StatefulSet => {
-                watch_kind::<StatefulSet>(&client, &filter, &rules, &index, &metrics, &mut watches)
-            }
-            WorkloadKind::DaemonSet => {
-                watch_kind::<DaemonSet>(&client, &filter, &rules, &index, &metrics, &mut watches)
-            }
-            WorkloadKind::CronJob => {
-                watch_kind::<CronJob>(&client, &filter, &rules, &index, &metrics, &mut watches)
-            }
-            WorkloadKind::Job => {
-                watch_kind::<Job>(&client, &filter, &rules, &index, &metrics, &mut watches)
-            }
-            WorkloadKind::Rollout => Vec::new(),
-        });
+    let mut watches = Watches {
+        client: client.clone(),
+        namespaces: filter.namespaces.iter().cloned().collect(),
+        rules: rules.clone(),
+        index: index.clone(),
+        metrics: metrics.clone(),
+        tasks: tokio::task::JoinSet::new(),
+        synced: Vec::new(),
+    };
+    for kind in WorkloadKind::ALL {
+        if rules.ignored_workload_kinds.contains(&kind) {
+            continue;
+        }
+        match kind {
+            WorkloadKind::Deployment => watches.typed::<Deployment>(),
+            WorkloadKind::StatefulSet => watches.typed::<StatefulSet>(),
+            WorkloadKind::DaemonSet => watches.typed::<DaemonSet>(),
+            WorkloadKind::CronJob => watches.typed::<CronJob>(),
+            WorkloadKind::Job => watches.typed::<Job>(),
+            WorkloadKind::Rollout => watches.rollouts().await,
+        }
     }
+    let Watches {
+        tasks: mut watches,
+        mut synced,
+        ..
+    } = watches;
     {
         let (tx, rx) = watch::channel(false);
         watches.spawn(filter.namespace_gate.clone().watch(client.clone(), tx));

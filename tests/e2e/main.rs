@@ -10,6 +10,7 @@ mod controlplane;
 mod guards;
 mod options;
 mod reload;
+mod rollouts;
 mod support;
 
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     trials.extend(reload::tests());
     trials.extend(guards::tests());
     trials.extend(options::tests());
+    trials.extend(rollouts::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

@@ -172,8 +172,12 @@ impl Watches {
 /// Runs kreload until `shutdown` is cancelled (or a signal arrives when `shutdown` is the
 /// token from [`crate::shutdown::signals`]).
 pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
-    let client = client(&args).await?;
+    // Local inputs first, so a bad flag or file fails before any cluster call.
     let filter = source_filter(&args)?;
+    let resolver = CertResolver::new(args.tls_cert_file.clone(), args.tls_key_file.clone())
+        .context("loading the serving certificate")?;
+    let tls = Arc::new(admission::server_config(resolver)?);
+    let client = client(&args).await?;
     let vocabulary = Vocabulary::new(args.compat_reloader);
     let rules = Arc::new(RuleOptions {
         vocabulary: vocabulary.clone(),
@@ -271,9 +275,6 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
         admission::DEFAULT_BODY_LIMIT,
     );
 
-    let resolver = CertResolver::new(args.tls_cert_file.clone(), args.tls_key_file.clone())
-        .context("loading the serving certificate")?;
-    let tls = Arc::new(admission::server_config(resolver)?);
     let listener = tokio::net::TcpListener::bind(args.listen_address)
         .await
         .with_context(|| format!("binding {}", args.listen_address))?;

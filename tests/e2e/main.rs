@@ -8,6 +8,7 @@
 
 mod controlplane;
 mod guards;
+mod once;
 mod options;
 mod reload;
 mod rollouts;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     trials.extend(controlplane::tests());
     trials.extend(reload::tests());
     trials.extend(guards::tests());
+    trials.extend(once::tests());
     trials.extend(options::tests());
     trials.extend(rollouts::tests());
 

@@ -7,6 +7,8 @@ pub mod confirm;
 pub mod queue;
 
 use std::collections::BTreeMap;
+
+use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +24,9 @@ use crate::reload::rules::{Decision, RuleOptions, SourceView, WorkloadView, deci
 use apply::{Applied, Reload, Settings};
 use confirm::Outcome;
 use queue::{Intent, Queue};
+
+/// How many confirmations, and how many workload patches, run at once.
+const CONCURRENCY: usize = 8;
 
 pub struct Worker {
     pub client: Client,
@@ -46,31 +51,21 @@ impl Worker {
     }
 
     async fn process(&self, batch: Vec<Intent>) {
-        // workload → changes, so a workload that uses several changed sources rolls once.
+        // Confirm every intent first (concurrently: a write that never persists costs the
+        // whole confirmation patience), then reload: a workload that uses several changed
+        // sources is patched once for all of them.
+        let confirmed: Vec<(Intent, Option<Outcome>)> = futures::stream::iter(batch)
+            .map(|intent| async move {
+                let outcome = self.confirm(&intent).await;
+                (intent, outcome)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         let mut plan: BTreeMap<(String, WorkloadId), Vec<Reload>> = BTreeMap::new();
-        for intent in batch {
-            let span = tracing::info_span!(
-                "intent",
-                namespace = %intent.namespace,
-                kind = intent.source.kind.as_str(),
-                name = %intent.source.name
-            );
-            let outcome = confirm::confirm(&self.client, &intent, self.confirm_patience)
-                .instrument(span.clone())
-                .await;
-            let _enter = span.enter();
-            let (hash, annotations) = match outcome {
-                Ok(Outcome::Persisted { hash, annotations }) => (hash, annotations),
-                Ok(Outcome::NotPersisted) => {
-                    tracing::info!("admitted write was not persisted; nothing to do");
-                    self.metrics.intent_dropped(DropReason::NotPersisted);
-                    continue;
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "cannot confirm the write; leaving it to the resync");
-                    self.metrics.intent_dropped(DropReason::Unconfirmed);
-                    continue;
-                }
+        for (intent, outcome) in confirmed {
+            let Some(Outcome::Persisted { hash, annotations }) = outcome else {
+                continue;
             };
             let candidates = self.index.read(|i| i.candidates(&intent.namespace));
             for (id, entry) in candidates {
@@ -95,8 +90,37 @@ impl Worker {
                 }
             }
         }
-        for ((namespace, id), changes) in plan {
-            self.reload(&namespace, &id, &changes).await;
+        futures::stream::iter(plan)
+            .for_each_concurrent(CONCURRENCY, |((namespace, id), changes)| async move {
+                self.reload(&namespace, &id, &changes).await;
+            })
+            .await;
+    }
+
+    /// The live outcome for one intent; `None` when it cannot be used (counted and logged).
+    async fn confirm(&self, intent: &Intent) -> Option<Outcome> {
+        let span = tracing::info_span!(
+            "intent",
+            namespace = %intent.namespace,
+            kind = intent.source.kind.as_str(),
+            name = %intent.source.name
+        );
+        let outcome = confirm::confirm(&self.client, intent, self.confirm_patience)
+            .instrument(span.clone())
+            .await;
+        let _enter = span.enter();
+        match outcome {
+            Ok(Outcome::NotPersisted) => {
+                tracing::info!("admitted write was not persisted; nothing to do");
+                self.metrics.intent_dropped(DropReason::NotPersisted);
+                None
+            }
+            Ok(persisted) => Some(persisted),
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "cannot confirm the write; leaving it to the resync");
+                self.metrics.intent_dropped(DropReason::Unconfirmed);
+                None
+            }
         }
     }
 

@@ -28,6 +28,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         ),
         trial("once::two_replicas_roll_once", two_replicas_roll_once),
         trial(
+            "once::reapply_with_replace_does_not_roll",
+            reapply_with_replace,
+        ),
+        trial(
             "once::back_to_the_same_content_rolls_nothing",
             back_to_same_content,
         ),
@@ -354,5 +358,90 @@ async fn writes_succeed_while_down(env: Arc<Env>) -> Result<()> {
         cm_took < timeout && secret_took < timeout && deploy_took < timeout,
         "a write waited for the dead webhook"
     );
+    Ok(())
+}
+
+/// A GitOps tool re-applies the manifest with replace (PUT), which has neither kreload's
+/// variable nor its record nor its observed annotation: the workload webhook puts them
+/// back, so the pod template is unchanged and nothing rolls.
+async fn reapply_with_replace(env: Arc<Env>) -> Result<()> {
+    for (profile, flags) in [
+        ("env", crate::reload::ENV_FLAGS),
+        ("annotations", crate::reload::ANNOTATIONS_FLAGS),
+    ] {
+        let inst = env.kreload(profile, flags).await?;
+        let client = env.client.clone();
+        let ns = namespace(&client, &format!("replace-{profile}"), &inst.labels()).await?;
+        create_source(
+            &client,
+            &ns,
+            SourceKind::ConfigMap,
+            "settings",
+            &data(&[("k", "1")]),
+            &[],
+        )
+        .await?;
+        let manifest = w::workload(
+            D,
+            "web",
+            auto(),
+            json!({}),
+            w::pod_spec(Form::EnvFrom, SourceKind::ConfigMap, "settings"),
+        );
+        create(&client, &ns, &manifest).await?;
+        wait_indexed(&inst, 1).await?;
+        update_source(
+            &client,
+            &ns,
+            SourceKind::ConfigMap,
+            "settings",
+            &data(&[("k", "2")]),
+        )
+        .await?;
+        eventually("the reload", Duration::from_secs(60), || async {
+            let obj = get(&client, &ns, D, "web").await?;
+            let done = match profile {
+                "env" => reload_env(D, &obj, &cm("settings")).is_some(),
+                _ => w::last_reloaded(D, &obj, "kreload.dev").is_some(),
+            };
+            Ok(done.then_some(()))
+        })
+        .await?;
+        // PUT the original manifest at the current resourceVersion (the controller may
+        // update the status in between: read again and retry on a conflict).
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &kreload::worker::apply::api_resource(D),
+        );
+        let (reloaded, after) = eventually(
+            "a replace without conflict",
+            Duration::from_secs(30),
+            || async {
+                let current = get(&client, &ns, D, "web").await?;
+                let mut replacement = manifest.clone();
+                replacement["metadata"]["resourceVersion"] =
+                    current["metadata"]["resourceVersion"].clone();
+                let dynamic: kube::api::DynamicObject = serde_json::from_value(replacement)?;
+                match api.replace("web", &Default::default(), &dynamic).await {
+                    Ok(after) => Ok(Some((current, serde_json::to_value(after)?))),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            },
+        )
+        .await?;
+        ensure!(
+            w::template(D, &after) == w::template(D, &reloaded),
+            "{profile}: the replace changed the pod template"
+        );
+        // A Deployment rolls only when its pod template changes (the generation also moves
+        // when annotations change, so it is no rollout indicator here).
+        ensure!(
+            after["metadata"]["annotations"]["kreload.dev/observed"]
+                == reloaded["metadata"]["annotations"]["kreload.dev/observed"],
+            "{profile}: the replace lost kreload.dev/observed"
+        );
+    }
     Ok(())
 }

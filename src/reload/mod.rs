@@ -1,12 +1,15 @@
 //! The pure decision core: which objects a pod spec uses, whether a change reloads a
-//! workload, the Reloader-compatible content hash, and the patch that performs a reload.
+//! workload, the Reloader-compatible content hash, the patch that performs a reload, and
+//! when a Deployment's pause-period pauses and resumes it.
 //! Functions of values only: no client, no clock, no I/O.
 
+pub mod duration;
 pub mod hash;
 pub mod keys;
 pub mod model;
 pub mod observed;
 pub mod patch;
+pub mod pause;
 pub mod refs;
 pub mod rules;
 

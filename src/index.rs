@@ -117,6 +117,14 @@ impl Index {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Every workload with its namespace (for scans such as the pause resumer's).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &WorkloadId, &Entry)> {
+        self.by_namespace.iter().flat_map(|(ns, map)| {
+            map.iter()
+                .map(move |(id, entry)| (ns.as_str(), id, entry.as_ref()))
+        })
+    }
 }
 
 /// The index shared between the watchers, the admission handler and the worker.
@@ -325,5 +333,10 @@ mod tests {
         assert!(!index.has_candidates("a"));
         assert!(index.has_candidates("b"));
         assert_eq!(index.len(), 1);
+        let all: Vec<_> = index
+            .entries()
+            .map(|(ns, id, _)| (ns, id.name.as_str()))
+            .collect();
+        assert_eq!(all, [("b", "nightly")]);
     }
 }

@@ -252,6 +252,7 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
         metrics: metrics.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         confirm_patience: Duration::from_secs(3),
+        scope: filter.clone(),
     };
     let worker = tokio::spawn(worker.run());
 

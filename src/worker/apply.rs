@@ -3,6 +3,7 @@
 //! resourceVersion it was planned against, so a concurrent writer (another replica, a
 //! GitOps sync) makes it fail cleanly; the worker then reads again and re-plans, and a
 //! change that is already there is planned as `AlreadyApplied`, never as a second rollout.
+//! A Deployment with a pause-period is paused by the same patch (see [`super::pause`]).
 
 use std::time::Duration;
 
@@ -132,10 +133,17 @@ pub async fn reload(
         else {
             return Ok(Applied::Gone);
         };
-        let (ops, outcome) = plan_all(settings, namespace, kind, name, &obj, changes)?;
+        let (mut ops, outcome) = plan_all(settings, namespace, kind, name, &obj, changes)?;
         if ops.is_empty() {
             return Ok(outcome);
         }
+        // A Deployment's pause-period pauses (or resumes) in the same guarded patch.
+        ops.extend(super::pause::reload_ops(
+            &settings.vocabulary,
+            kind,
+            &obj,
+            jiff::Timestamp::now(),
+        ));
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()

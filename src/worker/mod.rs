@@ -1,12 +1,15 @@
 //! The restart worker: takes coalesced intents from the queue, confirms them against the
 //! live objects, finds the workloads they concern in the index, and reloads each workload
-//! once for all of its changes.
+//! once for all of its changes. Deployments it paused for their pause-period are resumed
+//! by the [`pause::Resumer`] it runs alongside.
 
 pub mod apply;
 pub mod confirm;
+pub mod pause;
 pub mod queue;
+pub mod timers;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt as _;
 use std::sync::Arc;
@@ -17,12 +20,15 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder};
 use tracing::Instrument as _;
 
+use crate::admission::sources::SourceFilter;
 use crate::index::{SharedIndex, WorkloadId};
 use crate::metrics::{DropReason, Metrics, ReloadOutcome};
+use crate::reload::keys::Key;
 use crate::reload::model::WorkloadKind;
 use crate::reload::rules::{Decision, RuleOptions, SourceView, WorkloadView, decide};
 use apply::{Applied, Reload, Settings};
 use confirm::Outcome;
+use pause::Resumer;
 use queue::{Intent, Queue};
 
 /// How many confirmations, and how many workload patches, run at once.
@@ -38,19 +44,29 @@ pub struct Worker {
     pub recorder: Recorder,
     /// How long to wait for an admitted write to show up in the live object.
     pub confirm_patience: Duration,
+    /// Where kreload acts; the resumer acts nowhere else.
+    pub scope: SourceFilter,
 }
 
 impl Worker {
     /// Runs until the queue is closed and drained.
     pub async fn run(self) {
+        let resumer = Resumer::new(
+            self.client.clone(),
+            self.settings.vocabulary.clone(),
+            self.recorder.clone(),
+        );
+        let scan = tokio::spawn(resumer.clone().scan(self.index.clone(), self.scope.clone()));
         while let Some(batch) = self.queue.next_batch().await {
             self.metrics.set_queue_depth(self.queue.len());
-            self.process(batch).await;
+            self.process(batch, &resumer).await;
         }
+        scan.abort();
+        resumer.stop();
         tracing::info!("worker stopped");
     }
 
-    async fn process(&self, batch: Vec<Intent>) {
+    async fn process(&self, batch: Vec<Intent>, resumer: &Arc<Resumer>) {
         // Confirm every intent first (concurrently: a write that never persists costs the
         // whole confirmation patience), then reload: a workload that uses several changed
         // sources is patched once for all of them.
@@ -63,6 +79,8 @@ impl Worker {
             .collect()
             .await;
         let mut plan: BTreeMap<(String, WorkloadId), Vec<Reload>> = BTreeMap::new();
+        // Deployments whose reload may pause them: their resume timer is set after it.
+        let mut pausable = BTreeSet::new();
         for (intent, outcome) in confirmed {
             let Some(Outcome::Persisted { hash, annotations }) = outcome else {
                 continue;
@@ -80,6 +98,13 @@ impl Worker {
                     annotations: &annotations,
                 };
                 if let Decision::Reload { auto } = decide(&self.rules, &workload, &source) {
+                    let vocabulary = &self.rules.vocabulary;
+                    if id.kind == WorkloadKind::Deployment
+                        && (vocabulary.contains(&entry.annotations, Key::PausePeriod)
+                            || vocabulary.contains(&entry.annotations, Key::PausedAt))
+                    {
+                        pausable.insert((intent.namespace.clone(), id.clone()));
+                    }
                     plan.entry((intent.namespace.clone(), id))
                         .or_default()
                         .push(Reload {
@@ -91,8 +116,14 @@ impl Worker {
             }
         }
         futures::stream::iter(plan)
-            .for_each_concurrent(CONCURRENCY, |((namespace, id), changes)| async move {
-                self.reload(&namespace, &id, &changes).await;
+            .for_each_concurrent(CONCURRENCY, |(key, changes)| {
+                let pausable = &pausable;
+                async move {
+                    let (namespace, id) = &key;
+                    if self.reload(namespace, id, &changes).await && pausable.contains(&key) {
+                        resumer.check(namespace, &id.name);
+                    }
+                }
             })
             .await;
     }
@@ -124,7 +155,8 @@ impl Worker {
         }
     }
 
-    async fn reload(&self, namespace: &str, id: &WorkloadId, changes: &[Reload]) {
+    /// Returns whether a patch was written.
+    async fn reload(&self, namespace: &str, id: &WorkloadId, changes: &[Reload]) -> bool {
         let span =
             tracing::info_span!("reload", workload.kind = %id.kind, namespace, name = %id.name);
         let started = std::time::Instant::now();
@@ -162,9 +194,11 @@ impl Worker {
         self.metrics
             .reload(id.kind.api_kind(), self.settings.strategy.as_str(), outcome);
         self.metrics.observe_reload_patch(started.elapsed());
-        if matches!(result, Ok(Applied::Reloaded)) {
+        let reloaded = matches!(result, Ok(Applied::Reloaded));
+        if reloaded {
             self.event(namespace, id, &sources).await;
         }
+        reloaded
     }
 
     async fn event(&self, namespace: &str, id: &WorkloadId, sources: &[String]) {

@@ -1,0 +1,233 @@
+//! The shell around [`crate::reload::pause`]: adds the pause to a Deployment's reload patch,
+//! and resumes Deployments whose pause window is over.
+//!
+//! Nothing about a pause is kept only in memory. The timers here are a convenience: each
+//! one, when it fires, reads the live Deployment and decides again from what it carries
+//! (`spec.paused`, paused-at, pause-period). A restarted kreload (or another replica) finds
+//! the pauses again by scanning the workload index every [`SCAN_EVERY`] for Deployments
+//! with paused-at, so a window that ended while kreload was down is resumed as soon as the
+//! Deployment is seen.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client};
+use tracing::Instrument as _;
+
+use super::error_chain;
+use super::timers::Timers;
+use crate::admission::sources::SourceFilter;
+use crate::index::SharedIndex;
+use crate::reload::keys::{FIELD_MANAGER, Vocabulary};
+use crate::reload::model::WorkloadKind;
+use crate::reload::pause::{self, OnReload, OnTimer, PauseView};
+
+/// How often the index is scanned for Deployments kreload paused (cheap: in memory).
+pub const SCAN_EVERY: Duration = Duration::from_secs(5);
+const MAX_ATTEMPTS: u32 = 5;
+
+/// The pause operations to add to the reload patch of `obj` (a workload of `kind` just
+/// read), logged in the caller's span. Never fails: a period that cannot be used is a
+/// warning and the reload goes ahead unpaused.
+pub fn reload_ops(
+    vocabulary: &Vocabulary,
+    kind: WorkloadKind,
+    obj: &DynamicObject,
+    now: Timestamp,
+) -> Vec<json_patch::PatchOperation> {
+    if kind != WorkloadKind::Deployment {
+        return Vec::new();
+    }
+    let empty = BTreeMap::new();
+    let view = PauseView {
+        vocabulary,
+        annotations: obj.metadata.annotations.as_ref().unwrap_or(&empty),
+        paused: obj
+            .data
+            .pointer("/spec/paused")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+    };
+    match pause::on_reload(kind, &view, now) {
+        OnReload::NoPause => Vec::new(),
+        OnReload::InvalidPeriod(error) => {
+            tracing::warn!(%error, "pause-period unusable; reloading without a pause");
+            Vec::new()
+        }
+        OnReload::Pause { ops, until } => {
+            tracing::info!(%until, "pausing the rollout until the pause period ends");
+            ops
+        }
+        OnReload::InWindow { until } => {
+            tracing::info!(%until, "rollout already paused by kreload; the change joins it");
+            Vec::new()
+        }
+        OnReload::Resume { ops, reason } => {
+            tracing::info!(
+                reason = reason.as_str(),
+                "pause window over; resuming with this reload"
+            );
+            ops
+        }
+        OnReload::PausedByOthers => {
+            tracing::info!("rollout paused by someone else; the change waits until they resume it");
+            Vec::new()
+        }
+    }
+}
+
+/// Resumes Deployments kreload paused, when their window ends.
+pub struct Resumer {
+    client: Client,
+    vocabulary: Vocabulary,
+    recorder: Recorder,
+    timers: Arc<Timers<(String, String)>>,
+}
+
+impl Resumer {
+    pub fn new(client: Client, vocabulary: Vocabulary, recorder: Recorder) -> Arc<Self> {
+        Arc::new(Resumer {
+            client,
+            vocabulary,
+            recorder,
+            timers: Arc::default(),
+        })
+    }
+
+    /// Looks at a Deployment now (after a reload that may have paused it) and keeps a timer
+    /// for its window.
+    pub fn check(self: &Arc<Self>, namespace: &str, name: &str) {
+        let now = Timestamp::now();
+        self.schedule(namespace, name, now, now);
+    }
+
+    fn schedule(self: &Arc<Self>, namespace: &str, name: &str, until: Timestamp, now: Timestamp) {
+        let key = (namespace.to_owned(), name.to_owned());
+        let span = tracing::info_span!("resume", workload.kind = "deployments", namespace, name);
+        let fire = self.clone().fire(key.clone()).instrument(span);
+        if self.timers.schedule(key, until, now, fire) {
+            tracing::debug!(namespace, name, %until, "pause timer set");
+        }
+    }
+
+    /// Every [`SCAN_EVERY`], sets a timer for each indexed Deployment in `scope` that
+    /// carries paused-at (the same deadline twice is one timer). Runs until aborted.
+    pub async fn scan(self: Arc<Self>, index: SharedIndex, scope: SourceFilter) {
+        let mut tick = tokio::time::interval(SCAN_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = Timestamp::now();
+            let due: Vec<(String, String, Timestamp)> = index.read(|i| {
+                i.entries()
+                    .filter(|(ns, id, _)| {
+                        id.kind == WorkloadKind::Deployment && scope.namespace_allowed(ns)
+                    })
+                    .filter_map(|(ns, id, entry)| {
+                        pause::check_at(&self.vocabulary, &entry.annotations, now)
+                            .map(|until| (ns.to_owned(), id.name.clone(), until))
+                    })
+                    .collect()
+            });
+            for (namespace, name, until) in due {
+                self.schedule(&namespace, &name, until, now);
+            }
+        }
+    }
+
+    /// Drops every pending timer (at shutdown; the next start finds the pauses again).
+    pub fn stop(&self) {
+        self.timers.cancel_all();
+    }
+
+    async fn fire(self: Arc<Self>, (namespace, name): (String, String)) {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &namespace);
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        for attempt in 1..=MAX_ATTEMPTS {
+            let deployment = match api.get_opt(&name).await {
+                Ok(Some(d)) => d,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the deployment; the next scan retries");
+                    return;
+                }
+            };
+            let empty = BTreeMap::new();
+            let view = PauseView {
+                vocabulary: &self.vocabulary,
+                annotations: deployment.metadata.annotations.as_ref().unwrap_or(&empty),
+                paused: deployment
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.paused)
+                    .unwrap_or(false),
+            };
+            let rv = deployment
+                .metadata
+                .resource_version
+                .as_deref()
+                .unwrap_or("");
+            let now = Timestamp::now();
+            let (ops, reason) = match pause::on_timer(&view, now) {
+                OnTimer::NotOurs => return,
+                OnTimer::Wait { until } => {
+                    self.schedule(&namespace, &name, until, now);
+                    return;
+                }
+                OnTimer::Resume { ops, reason } => (ops, Some(reason)),
+                OnTimer::Forget { ops } => (ops, None),
+            };
+            let patch = Patch::Json::<()>(pause::guarded(rv, ops));
+            match api.patch(&name, &params, &patch).await {
+                Ok(_) => {
+                    match reason {
+                        Some(reason) => {
+                            tracing::info!(reason = reason.as_str(), "resumed the rollout");
+                            self.event(&namespace, &name, reason.as_str()).await;
+                        }
+                        None => tracing::debug!("removed paused-at left after a manual resume"),
+                    }
+                    return;
+                }
+                Err(error) if attempt == MAX_ATTEMPTS => {
+                    tracing::warn!(error = %error_chain(&error), attempt, "cannot resume the rollout; the next scan retries");
+                }
+                Err(error) => {
+                    tracing::debug!(%error, attempt, "resume patch refused; reading again");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+    }
+
+    async fn event(&self, namespace: &str, name: &str, reason: &str) {
+        let reference = ObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: Some("Deployment".into()),
+            namespace: Some(namespace.to_owned()),
+            name: Some(name.to_owned()),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Resumed".into(),
+            note: Some(format!(
+                "{reason}: resumed the rollout kreload paused after a reload"
+            )),
+            action: "Resume".into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, "cannot record the event");
+        }
+    }
+}

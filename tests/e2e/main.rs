@@ -10,6 +10,7 @@ mod controlplane;
 mod guards;
 mod once;
 mod options;
+mod pause;
 mod reload;
 mod rollouts;
 mod support;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
     trials.extend(once::tests());
     trials.extend(options::tests());
     trials.extend(rollouts::tests());
+    trials.extend(pause::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

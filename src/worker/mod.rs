@@ -139,8 +139,7 @@ impl Worker {
         let outcome = confirm::confirm(&self.client, intent, self.confirm_patience)
             .instrument(span.clone())
             .await;
-        let _enter = span.enter();
-        match outcome {
+        span.in_scope(|| match outcome {
             Ok(Outcome::NotPersisted) => {
                 tracing::info!("admitted write was not persisted; nothing to do");
                 self.metrics.intent_dropped(DropReason::NotPersisted);
@@ -152,7 +151,7 @@ impl Worker {
                 self.metrics.intent_dropped(DropReason::Unconfirmed);
                 None
             }
-        }
+        })
     }
 
     /// Returns whether a patch was written.
@@ -170,9 +169,9 @@ impl Worker {
         )
         .instrument(span.clone())
         .await;
-        let _enter = span.enter();
         let sources: Vec<String> = changes.iter().map(|c| c.source.to_string()).collect();
-        let outcome = match &result {
+        // No span guard across an await: reloads run concurrently on one task.
+        let outcome = span.in_scope(|| match &result {
             Ok(Applied::Reloaded) => {
                 tracing::info!(sources = ?sources, "reloaded");
                 ReloadOutcome::Reloaded
@@ -190,13 +189,13 @@ impl Worker {
                 tracing::warn!(error = %error_chain(error), sources = ?sources, "reload failed");
                 ReloadOutcome::Failed
             }
-        };
+        });
         self.metrics
             .reload(id.kind.api_kind(), self.settings.strategy.as_str(), outcome);
         self.metrics.observe_reload_patch(started.elapsed());
         let reloaded = matches!(result, Ok(Applied::Reloaded));
         if reloaded {
-            self.event(namespace, id, &sources).await;
+            self.event(namespace, id, &sources).instrument(span).await;
         }
         reloaded
     }

@@ -254,10 +254,8 @@ async fn changes_join_the_paused_rollout(env: Arc<Env>) -> Result<()> {
 
 async fn restarted_kreload_resumes(env: Arc<Env>) -> Result<()> {
     let client = env.client.clone();
-    // Every kreload of this test run watches workloads cluster-wide (only their webhooks are
-    // routed by namespace label), and any of them would resume a window that is over. So
-    // this Deployment opts in only through --auto-reload-all, which no other instance has:
-    // while the first one is down, nothing may resume it.
+    // Each test instance acts only in namespaces carrying its label, so while the first one
+    // is down nothing else may resume this Deployment.
     let flags = ["--coalesce-window=1s", "--auto-reload-all"];
     let label = "pause-restart";
     let mut first = Instance::start(&client, env.cp.kubeconfig(), "pause-a", label, &flags).await?;

@@ -74,6 +74,9 @@ impl Instance {
         .arg(format!("--tls-cert-file={}", bundle.cert.display()))
         .arg(format!("--tls-key-file={}", bundle.key.display()))
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        // Act only where this instance's webhooks are registered, so instances that
+        // share the control plane never touch each other's workloads.
+        .arg(format!("--namespace-selector={INSTANCE_LABEL}={label}"))
         .arg("--log-level=kreload=debug,info")
         .args(flags)
         .env_remove("KUBEBUILDER_ASSETS")

@@ -11,7 +11,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy,
+    ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions,
+    PropagationPolicy,
 };
 use kube::{Api, Client};
 
@@ -269,54 +270,34 @@ async fn recreate_job(
         name: name.to_owned(),
         source,
     };
-    let Some(job) = api.get_opt(name).await.map_err(recreate_err)? else {
-        return Ok(Applied::Gone);
+    let mut attempt = 0;
+    let copy = loop {
+        attempt += 1;
+        let Some(job) = api.get_opt(name).await.map_err(recreate_err)? else {
+            return Ok(Applied::Gone);
+        };
+        let copy = match job_copy(settings, namespace, name, &job, changes)? {
+            Ok(copy) => copy,
+            Err(outcome) => return Ok(outcome),
+        };
+        // Delete exactly the Job that was planned against: another replica that already
+        // recreated it makes this fail, and the next read finds the change applied.
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            preconditions: Some(Preconditions {
+                uid: job.metadata.uid.clone(),
+                resource_version: job.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(name, &dp).await {
+            Ok(_) => break copy,
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < MAX_ATTEMPTS => {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(source) => return Err(recreate_err(source)),
+        }
     };
-    let obj: DynamicObject =
-        serde_json::from_value(serde_json::to_value(&job).map_err(|e| Error::Plan {
-            kind: WorkloadKind::Job,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            source: Box::new(e),
-        })?)
-        .map_err(|e| Error::Plan {
-            kind: WorkloadKind::Job,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            source: Box::new(e),
-        })?;
-    let (ops, outcome) = plan_all(settings, namespace, WorkloadKind::Job, name, &obj, changes)?;
-    if ops.is_empty() {
-        return Ok(outcome);
-    }
-    let mut value = serde_json::to_value(&job).map_err(|e| Error::Plan {
-        kind: WorkloadKind::Job,
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        source: Box::new(e),
-    })?;
-    let ops: Vec<_> = ops
-        .into_iter()
-        .filter(|op| !matches!(op, json_patch::PatchOperation::Test(_)))
-        .collect();
-    json_patch::patch(&mut value, &json_patch::Patch(ops)).map_err(|e| Error::Plan {
-        kind: WorkloadKind::Job,
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        source: Box::new(e),
-    })?;
-    let patched: Job = serde_json::from_value(value).map_err(|e| Error::Plan {
-        kind: WorkloadKind::Job,
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        source: Box::new(e),
-    })?;
-    let copy = patch::recreate_job(&patched);
-    let dp = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        ..DeleteParams::default()
-    };
-    api.delete(name, &dp).await.map_err(recreate_err)?;
     // The name is free once the delete is done; the Job has no finalizers of its own.
     let mut attempt = 0;
     loop {
@@ -338,4 +319,35 @@ async fn recreate_job(
             Err(source) => return Err(recreate_err(source)),
         }
     }
+}
+
+/// The Job to create in place of `job`, or the outcome when nothing needs recreating.
+fn job_copy(
+    settings: &Settings,
+    namespace: &str,
+    name: &str,
+    job: &Job,
+    changes: &[Reload],
+) -> Result<Result<Job, Applied>, Error> {
+    let plan_err = |source: Box<dyn std::error::Error + Send + Sync>| Error::Plan {
+        kind: WorkloadKind::Job,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        source,
+    };
+    let mut value = serde_json::to_value(job).map_err(|e| plan_err(e.into()))?;
+    let obj: DynamicObject =
+        serde_json::from_value(value.clone()).map_err(|e| plan_err(e.into()))?;
+    let (ops, outcome) = plan_all(settings, namespace, WorkloadKind::Job, name, &obj, changes)?;
+    if ops.is_empty() {
+        return Ok(Err(outcome));
+    }
+    // The copy is created, not patched: the resourceVersion test has no place in it.
+    let ops: Vec<_> = ops
+        .into_iter()
+        .filter(|op| !matches!(op, json_patch::PatchOperation::Test(_)))
+        .collect();
+    json_patch::patch(&mut value, &json_patch::Patch(ops)).map_err(|e| plan_err(e.into()))?;
+    let patched: Job = serde_json::from_value(value).map_err(|e| plan_err(e.into()))?;
+    Ok(Ok(patch::recreate_job(&patched)))
 }

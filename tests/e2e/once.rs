@@ -28,6 +28,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         ),
         trial("once::two_replicas_roll_once", two_replicas_roll_once),
         trial(
+            "once::sigterm_applies_pending_changes_before_exit",
+            sigterm_drains,
+        ),
+        trial(
             "once::reapply_with_replace_does_not_roll",
             reapply_with_replace,
         ),
@@ -443,5 +447,48 @@ async fn reapply_with_replace(env: Arc<Env>) -> Result<()> {
             "{profile}: the replace lost kreload.dev/observed"
         );
     }
+    Ok(())
+}
+
+/// SIGTERM during the coalescing window: kreload stops taking writes, applies what it had
+/// already admitted, and exits cleanly, so a rollout of kreload itself loses nothing.
+async fn sigterm_drains(env: Arc<Env>) -> Result<()> {
+    let client = env.client.clone();
+    let flags = ["--coalesce-window=60s"];
+    let mut inst =
+        Instance::start(&client, env.cp.kubeconfig(), "sigterm", "sigterm", &flags).await?;
+    let ns = namespace(&client, "sigterm", &inst.labels()).await?;
+    create_source(
+        &client,
+        &ns,
+        SourceKind::ConfigMap,
+        "settings",
+        &data(&[("k", "1")]),
+        &[],
+    )
+    .await?;
+    deployment(&client, &ns, "web", auto(), "settings").await?;
+    wait_indexed(&inst, 1).await?;
+    update_source(
+        &client,
+        &ns,
+        SourceKind::ConfigMap,
+        "settings",
+        &data(&[("k", "2")]),
+    )
+    .await?;
+    // The change waits in a 60 s window; stop kreload long before it closes.
+    let code = inst.terminate(Duration::from_secs(20)).await?;
+    ensure!(
+        code == Some(0),
+        "kreload exited with {code:?} after SIGTERM"
+    );
+    let obj = get(&client, &ns, D, "web").await?;
+    let want = expected_hash(SourceKind::ConfigMap, &data(&[("k", "2")]));
+    ensure!(
+        reload_env(D, &obj, &cm("settings")) == Some(want),
+        "the admitted change was lost on shutdown:\n{}",
+        inst.log_tail()
+    );
     Ok(())
 }

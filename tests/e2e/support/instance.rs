@@ -153,6 +153,29 @@ impl Instance {
         )
     }
 
+    /// Sends SIGTERM (what the kubelet does on a rollout or a drain) and waits for the
+    /// process to exit; returns its exit code.
+    pub async fn terminate(&mut self, within: Duration) -> Result<Option<i32>> {
+        let child = self.child.as_mut().context("already stopped")?;
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status.code());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "kreload did not exit within {within:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Kills the process (as a crash or a node loss would).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

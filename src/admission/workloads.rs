@@ -170,27 +170,28 @@ impl WorkloadsReviewer {
             .as_ref()
             .and_then(|o| serde_json::to_value(o).ok());
         let mut ops = Vec::new();
-        let mut patched = new.clone();
-        if let (Operation::Update, Some(old)) = (&req.operation, &old) {
-            ops = restore_ops(kind, &self.rules.vocabulary, old, &new);
-            if !ops.is_empty()
-                && let Ok(p) =
-                    serde_json::from_value::<json_patch::Patch>(Value::Array(ops.clone()))
-                && json_patch::patch(&mut patched, &p).is_err()
-            {
-                ops.clear();
-                patched = new.clone();
-            }
-        }
         let observed = match (&req.operation, &old) {
             (Operation::Update, Some(old)) => {
                 let old_obs = string_map(old.pointer("/metadata/annotations")).remove(OBSERVED);
                 let new_obs = annotations.get(OBSERVED).cloned();
+                if new_obs.is_some() && new_obs != old_obs {
+                    // kreload's worker wrote this (it records every change it makes, a
+                    // removal included): leave its template and record alone.
+                    return response;
+                }
+                ops = restore_ops(kind, &self.rules.vocabulary, old, &new);
+                let mut patched = new.clone();
+                if !ops.is_empty()
+                    && let Ok(p) =
+                        serde_json::from_value::<json_patch::Patch>(Value::Array(ops.clone()))
+                    && json_patch::patch(&mut patched, &p).is_err()
+                {
+                    ops.clear();
+                    patched = new.clone();
+                }
                 let template_changed =
                     old.pointer(template_path(kind)) != patched.pointer(template_path(kind));
-                if new_obs.is_some() && new_obs != old_obs {
-                    None // the writer (kreload's worker) recorded what it wrote
-                } else if template_changed {
+                if template_changed {
                     Some(self.live_hashes(namespace, &new_template).await.render())
                 } else if new_obs.is_none() {
                     old_obs // put back what a replace dropped

@@ -3,7 +3,7 @@
 //! pods, so writing it is free; it is the baseline for idempotence and for the resync.
 //!
 //! Format: a compact JSON object, `{"configmap/NAME":"<sha1>","secret/NAME":"<sha1>"}`,
-//! keys sorted.
+//! keys sorted; an empty hash records a deleted source whose reload has been applied.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map;

@@ -26,6 +26,8 @@ pub struct Reload {
     pub source: SourceRef,
     pub hash: String,
     pub auto: bool,
+    /// The source was deleted (see [`Change::deleted`]).
+    pub deleted: bool,
 }
 
 /// What happened to a workload.
@@ -230,6 +232,7 @@ fn plan_all(
         let c = Change {
             source: &change.source,
             hash: &change.hash,
+            deleted: change.deleted,
             strategy: settings.strategy,
             auto: change.auto,
             annotation_prefix: settings.vocabulary.primary(),

@@ -21,6 +21,8 @@ pub enum Outcome {
     Persisted {
         hash: String,
         annotations: BTreeMap<String, String>,
+        /// The admitted write was a delete, and the object is gone.
+        deleted: bool,
     },
     /// The live content never became the admitted one (rejected after admission) or has
     /// moved on to content this worker has not been told about.
@@ -90,7 +92,11 @@ pub async fn confirm(
         .await?;
         match (&intent.hash, state) {
             (Some(admitted), Some((hash, annotations))) if *admitted == hash => {
-                return Ok(Outcome::Persisted { hash, annotations });
+                return Ok(Outcome::Persisted {
+                    hash,
+                    annotations,
+                    deleted: false,
+                });
             }
             (None, None) => {
                 let hash = match intent.source.kind {
@@ -100,6 +106,7 @@ pub async fn confirm(
                 return Ok(Outcome::Persisted {
                     hash,
                     annotations: BTreeMap::new(),
+                    deleted: true,
                 });
             }
             _ => {}

@@ -82,7 +82,12 @@ impl Worker {
         // Deployments whose reload may pause them: their resume timer is set after it.
         let mut pausable = BTreeSet::new();
         for (intent, outcome) in confirmed {
-            let Some(Outcome::Persisted { hash, annotations }) = outcome else {
+            let Some(Outcome::Persisted {
+                hash,
+                annotations,
+                deleted,
+            }) = outcome
+            else {
                 continue;
             };
             let candidates = self.index.read(|i| i.candidates(&intent.namespace));
@@ -111,6 +116,7 @@ impl Worker {
                             source: intent.source.clone(),
                             hash: hash.clone(),
                             auto,
+                            deleted,
                         });
                 }
             }

@@ -14,7 +14,9 @@ mod record;
 use std::collections::BTreeMap;
 
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, Patch, PatchOperation, ReplaceOperation, TestOperation};
+use json_patch::{
+    AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation,
+};
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use serde_json::{Value, json};
 
@@ -47,8 +49,14 @@ pub struct Target<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Change<'a> {
     pub source: &'a SourceRef,
-    /// The source's new content hash.
+    /// The source's new content hash (for a deleted source, the hash of empty content).
     pub hash: &'a str,
+    /// The source was deleted (`--reload-on-delete`). As in Reloader, the env-vars strategy
+    /// then removes its variable (nothing to do when there is none), and the annotations
+    /// strategy records the hash of empty content. `kreload.dev/observed` records the source
+    /// with an empty hash, so the workload webhook can tell kreload's removal from a
+    /// re-apply that dropped the variable.
+    pub deleted: bool,
     pub strategy: Strategy,
     /// From [`Decision::Reload`](super::rules::Decision::Reload); picks the container.
     pub auto: bool,
@@ -94,7 +102,9 @@ fn template_tokens(kind: WorkloadKind) -> &'static [&'static str] {
 pub fn plan(t: &Target, c: &Change) -> Plan {
     // An unreadable record is overwritten with a fresh one rather than failing the reload.
     let current = Observed::from_annotations(t.annotations).unwrap_or_default();
-    if current.get(c.source) == Some(c.hash) {
+    // A deleted source is recorded with an empty hash: the template reflects nothing.
+    let recorded = if c.deleted { "" } else { c.hash };
+    if current.get(c.source) == Some(recorded) {
         return Plan::AlreadyApplied;
     }
     let Some(spec) = t.template.spec.as_ref() else {
@@ -120,7 +130,7 @@ pub fn plan(t: &Target, c: &Change) -> Plan {
         Mark::Op(op) => op,
     };
     let mut observed = current;
-    observed.set(c.source.clone(), c.hash);
+    observed.set(c.source.clone(), recorded);
     Plan::Patch(Patch(vec![
         test_resource_version(t.resource_version),
         op,
@@ -181,7 +191,18 @@ fn env_mark(kind: WorkloadKind, spec: &PodSpec, container: &str, c: &Change) -> 
     let mut base: Vec<&str> = template_tokens(kind).to_vec();
     base.extend(["spec", "containers", &index, "env"]);
     let env = target.env.as_deref().unwrap_or_default();
-    match env.iter().position(|e| e.name == name) {
+    let position = env.iter().position(|e| e.name == name);
+    if c.deleted {
+        return match position {
+            Some(j) => {
+                let j = j.to_string();
+                base.push(&j);
+                Mark::Op(remove(&base))
+            }
+            None => Mark::Present,
+        };
+    }
+    match position {
         Some(j) if env[j].value.as_deref() == Some(c.hash) => Mark::Present,
         // Replace the whole entry: a leftover valueFrom next to value would be invalid.
         Some(j) => {
@@ -231,6 +252,12 @@ fn add(tokens: &[&str], value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation {
         path: pointer(tokens),
         value,
+    })
+}
+
+fn remove(tokens: &[&str]) -> PatchOperation {
+    PatchOperation::Remove(RemoveOperation {
+        path: pointer(tokens),
     })
 }
 

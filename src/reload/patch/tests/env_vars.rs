@@ -237,3 +237,54 @@ fn env_var_with_value_from_is_replaced_whole() {
         json!([{"name": "STAKATER_APP_CONFIG_CONFIGMAP", "value": H1}])
     );
 }
+
+/// Reloader's delete: the env-vars strategy removes the variable (a rollout) and does
+/// nothing when there is none; the annotations strategy records the empty-content hash.
+#[test]
+fn deleted_source_removes_the_variable_like_reloader() {
+    const EMPTY: &str = "da39a3ee5e6b4b0d3255bfef95601890afd80709";
+    let src = cm("app-config");
+    let deleted = |strategy| Change {
+        deleted: true,
+        ..change(&src, EMPTY, strategy, true)
+    };
+    let mut obj = workload(
+        Deployment,
+        Some(json!({"kreload.dev/auto": "true"})),
+        template(),
+    );
+    // Never reloaded: no variable to remove, nothing rolls.
+    assert_eq!(
+        plan_for(&obj, Deployment, &deleted(Strategy::EnvVars)),
+        Plan::AlreadyApplied
+    );
+    reload(
+        &mut obj,
+        Deployment,
+        &change(&src, H1, Strategy::EnvVars, true),
+    );
+    reload(&mut obj, Deployment, &deleted(Strategy::EnvVars));
+    assert_eq!(
+        env_of(&obj, Deployment, 0),
+        json!([{"name": "LOG", "value": "info"}])
+    );
+    assert_eq!(observed_of(&obj).get(&src), Some(""));
+    // Deleted again (a retry or a second replica): already done.
+    assert_eq!(
+        plan_for(&obj, Deployment, &deleted(Strategy::EnvVars)),
+        Plan::AlreadyApplied
+    );
+
+    let mut obj = workload(
+        Deployment,
+        Some(json!({"kreload.dev/auto": "true"})),
+        template(),
+    );
+    reload(&mut obj, Deployment, &deleted(Strategy::Annotations));
+    let record =
+        obj["spec"]["template"]["metadata"]["annotations"]["kreload.dev/last-reloaded-from"]
+            .as_str()
+            .and_then(ReloadRecord::parse)
+            .expect("record");
+    assert_eq!(record.hash, EMPTY);
+}

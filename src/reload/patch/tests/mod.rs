@@ -68,6 +68,7 @@ fn change<'a>(src: &'a SourceRef, hash: &'a str, strategy: Strategy, auto: bool)
     Change {
         source: src,
         hash,
+        deleted: false,
         strategy,
         auto,
         annotation_prefix: "kreload.dev",

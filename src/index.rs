@@ -102,9 +102,18 @@ impl Index {
             .unwrap_or_default()
     }
 
-    /// Drops every workload of `kind` not in `keep` (after a watch re-list).
-    pub fn retain_kind(&mut self, kind: WorkloadKind, keep: &HashSet<(String, String)>) {
+    /// Drops every workload of `kind` not in `keep` after a re-list by a watch whose scope
+    /// is `namespace` (`None`: cluster-wide). Other namespaces belong to other watches.
+    pub fn retain_kind(
+        &mut self,
+        kind: WorkloadKind,
+        namespace: Option<&str>,
+        keep: &HashSet<(String, String)>,
+    ) {
         for (ns, map) in self.by_namespace.iter_mut() {
+            if namespace.is_some_and(|scope| scope != ns) {
+                continue;
+            }
             map.retain(|id, _| id.kind != kind || keep.contains(&(ns.clone(), id.name.clone())));
         }
         self.by_namespace.retain(|_, m| !m.is_empty());
@@ -217,6 +226,7 @@ pub async fn watch_kind<K: Templated>(
     K::DynamicType: Clone + Eq + std::hash::Hash,
 {
     let mut relisted: HashSet<(String, String)> = HashSet::new();
+    let scope = api.namespace().map(str::to_owned);
     let stream = watcher::watcher(api, watcher::Config::default()).map_err(|error| {
         tracing::warn!(%kind, %error, "workload watch failed; retrying");
         error
@@ -244,7 +254,7 @@ pub async fn watch_kind<K: Templated>(
             }
             Event::InitDone => {
                 let keep = std::mem::take(&mut relisted);
-                index.write(|i| i.retain_kind(kind, &keep));
+                index.write(|i| i.retain_kind(kind, scope.as_deref(), &keep));
                 let _ = synced.send(true);
             }
         }
@@ -308,6 +318,25 @@ mod tests {
     }
 
     #[test]
+    fn a_namespaced_relist_keeps_other_namespaces() {
+        // --namespaces=a,b runs one watch per namespace; a re-list of a must not drop b.
+        let mut index = Index::default();
+        let id = |n: &str| WorkloadId {
+            kind: WorkloadKind::Deployment,
+            name: n.into(),
+        };
+        index.apply("a", id("web"), Some(Entry::default()));
+        index.apply("b", id("api"), Some(Entry::default()));
+        let keep = HashSet::from([("a".to_owned(), "web".to_owned())]);
+        index.retain_kind(WorkloadKind::Deployment, Some("a"), &keep);
+        assert!(index.has_candidates("a"));
+        assert!(index.has_candidates("b"));
+        index.retain_kind(WorkloadKind::Deployment, Some("b"), &HashSet::new());
+        assert!(index.has_candidates("a"));
+        assert!(!index.has_candidates("b"));
+    }
+
+    #[test]
     fn apply_remove_and_relist() {
         let mut index = Index::default();
         let id = |n: &str| WorkloadId {
@@ -329,7 +358,7 @@ mod tests {
         index.apply("a", id("api"), None);
         assert_eq!(index.candidates("a").len(), 1);
         // A re-list that no longer contains a/web drops it but keeps other kinds.
-        index.retain_kind(WorkloadKind::Deployment, &HashSet::new());
+        index.retain_kind(WorkloadKind::Deployment, None, &HashSet::new());
         assert!(!index.has_candidates("a"));
         assert!(index.has_candidates("b"));
         assert_eq!(index.len(), 1);

@@ -18,6 +18,7 @@ use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use crate::reload::keys::Key;
 use crate::reload::model::WorkloadKind;
 use crate::reload::refs::{PodRefs, pod_refs};
 use crate::reload::rules::{RuleOptions, opted_in};
@@ -51,7 +52,10 @@ pub fn project(
         .as_ref()
         .and_then(|m| m.annotations.as_ref())
         .unwrap_or(&empty);
-    if !opted_in(opts, annotations, template_annotations) {
+    // A Deployment kreload paused stays indexed even if it no longer opts in, so the
+    // pause is still resumed (also after a restart).
+    let paused_by_kreload = opts.vocabulary.get(annotations, Key::PausedAt).is_some();
+    if !opted_in(opts, annotations, template_annotations) && !paused_by_kreload {
         return None;
     }
     let refs = template.spec.as_ref().map(pod_refs).unwrap_or_default();
@@ -307,6 +311,16 @@ mod tests {
             kind: SourceKind::ConfigMap,
             name: "settings".into()
         }));
+    }
+
+    #[test]
+    fn a_deployment_kreload_paused_is_kept_after_opting_out() {
+        let meta = BTreeMap::from([(
+            "deployment.kreload.dev/paused-at".to_owned(),
+            "2026-11-22T00:00:00Z".to_owned(),
+        )]);
+        let entry = project(&opts(), &meta, &template(&[])).expect("kept");
+        assert!(entry.annotations.contains_key("deployment.kreload.dev/paused-at"));
     }
 
     #[test]

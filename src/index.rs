@@ -320,7 +320,11 @@ mod tests {
             "2026-11-22T00:00:00Z".to_owned(),
         )]);
         let entry = project(&opts(), &meta, &template(&[])).expect("kept");
-        assert!(entry.annotations.contains_key("deployment.kreload.dev/paused-at"));
+        assert!(
+            entry
+                .annotations
+                .contains_key("deployment.kreload.dev/paused-at")
+        );
     }
 
     #[test]

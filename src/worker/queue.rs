@@ -31,6 +31,10 @@ pub struct Intent {
     pub source: SourceRef,
     /// The admitted content hash; `None` for a delete.
     pub hash: Option<String>,
+    /// The content hash before the first write of the window (`None`: the object did not
+    /// exist). Coalescing keeps the first one, so the worker can tell "a write in the window
+    /// was stored" from "nothing changed" even when the last admitted write was rejected.
+    pub base: Option<String>,
     pub operation: Operation,
 }
 
@@ -101,7 +105,8 @@ impl Queue {
         }
         let key = intent.key();
         if let Some(pending) = state.pending.get_mut(&key) {
-            pending.intent = intent;
+            let base = pending.intent.base.take();
+            pending.intent = Intent { base, ..intent };
             return Push::Coalesced;
         }
         if state.pending.len() >= self.capacity {
@@ -186,6 +191,7 @@ mod tests {
                 name: name.into(),
             },
             hash: Some(hash.into()),
+            base: Some("h0".into()),
             operation: Operation::Update,
         }
     }
@@ -204,6 +210,20 @@ mod tests {
         // Due one window after the first push, not after the last.
         assert_eq!(started.elapsed(), Duration::from_secs(1));
         assert!(q.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn coalescing_keeps_the_content_from_before_the_first_write() {
+        let q = Queue::new(10, Duration::from_secs(1));
+        q.push(intent("s", "h1"));
+        let second = Intent {
+            base: Some("h1".into()),
+            ..intent("s", "h2")
+        };
+        assert_eq!(q.push(second), Push::Coalesced);
+        let batch = q.next_batch().await.expect("batch");
+        assert_eq!(batch[0].hash.as_deref(), Some("h2"));
+        assert_eq!(batch[0].base.as_deref(), Some("h0"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -28,10 +28,103 @@ use crate::support::workloads::{
 use crate::support::{Env, eventually, namespace, trial};
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
-    vec![trial(
-        "guards::changes_that_reload_nothing",
-        changes_that_reload_nothing,
-    )]
+    vec![
+        trial(
+            "guards::changes_that_reload_nothing",
+            changes_that_reload_nothing,
+        ),
+        trial(
+            "guards::stored_write_before_a_rejected_one_still_reloads",
+            stored_then_rejected,
+        ),
+    ]
+}
+
+/// Inside one window: a write that is stored, then one that kreload admits but another
+/// webhook rejects. The intent carries the rejected content, yet the stored change must
+/// still reach the workload.
+async fn stored_then_rejected(env: Arc<Env>) -> Result<()> {
+    let inst = env_instance(&env).await?;
+    let client = env.client.clone();
+    let ns = namespace(&client, "stored-rejected", &inst.labels()).await?;
+    create_source(
+        &client,
+        &ns,
+        SourceKind::ConfigMap,
+        "settings",
+        &data(&[("k", "1")]),
+        &[],
+    )
+    .await?;
+    create_source(
+        &client,
+        &ns,
+        SourceKind::ConfigMap,
+        "probe",
+        &data(&[("k", "0")]),
+        &[],
+    )
+    .await?;
+    deployment(&client, &ns, "web", auto(), "settings").await?;
+    wait_indexed(&inst, 1).await?;
+    let denier = Recorder::start_answering(false).await?;
+    let hook_name = format!("deny-{ns}");
+    let bad_only = "has(object.data) && 'k' in object.data && object.data['k'] == 'bad'";
+    register_denier(&client, &hook_name, &denier, &ns, bad_only).await?;
+    eventually(
+        "the webhook to reject bad data",
+        Duration::from_secs(30),
+        || async {
+            let rejected = update_source(
+                &client,
+                &ns,
+                SourceKind::ConfigMap,
+                "probe",
+                &data(&[("k", "bad")]),
+            )
+            .await
+            .is_err();
+            Ok(rejected.then_some(()))
+        },
+    )
+    .await?;
+    update_source(
+        &client,
+        &ns,
+        SourceKind::ConfigMap,
+        "settings",
+        &data(&[("k", "2")]),
+    )
+    .await?;
+    ensure!(
+        update_source(
+            &client,
+            &ns,
+            SourceKind::ConfigMap,
+            "settings",
+            &data(&[("k", "bad")])
+        )
+        .await
+        .is_err(),
+        "the bad write was stored"
+    );
+    let want = expected_hash(SourceKind::ConfigMap, &data(&[("k", "2")]));
+    let result = eventually(
+        "the stored content to reload the workload",
+        Duration::from_secs(30),
+        || async {
+            Ok(
+                (reload_env(D, &get(&client, &ns, D, "web").await?, &cm("settings"))
+                    == Some(want.clone()))
+                .then_some(()),
+            )
+        },
+    )
+    .await;
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .delete(&hook_name, &DeleteParams::default())
+        .await?;
+    result.with_context(|| inst.log_tail())
 }
 
 pub const D: WorkloadKind = WorkloadKind::Deployment;
@@ -207,7 +300,8 @@ async fn changes_that_reload_nothing(env: Arc<Env>) -> Result<()> {
         .await?;
     let denier = Recorder::start_answering(false).await?;
     let hook_name = format!("deny-{ns}");
-    register_denier(&client, &hook_name, &denier, &ns).await?;
+    let only_denied = "object.metadata.name.startsWith('denied')";
+    register_denier(&client, &hook_name, &denier, &ns, only_denied).await?;
     wait_rejecting(&client, &ns, "denied-probe", "the denying webhook").await?;
     update_source(&client, &ns, SourceKind::ConfigMap, "denied", &v2)
         .await
@@ -282,11 +376,13 @@ async fn wait_rejecting(client: &kube::Client, ns: &str, probe: &str, what: &str
     Ok(())
 }
 
+/// Registers `denier` for ConfigMap UPDATEs in `ns` that match the CEL `expression`.
 async fn register_denier(
     client: &kube::Client,
     name: &str,
     denier: &Recorder,
     ns: &str,
+    expression: &str,
 ) -> Result<()> {
     let config = ValidatingWebhookConfiguration {
         metadata: ObjectMeta {
@@ -320,7 +416,7 @@ async fn register_denier(
             match_conditions: Some(vec![
                 k8s_openapi::api::admissionregistration::v1::MatchCondition {
                     name: "only-denied".into(),
-                    expression: "object.metadata.name.startsWith('denied')".into(),
+                    expression: expression.into(),
                 },
             ]),
             ..Default::default()

@@ -157,33 +157,32 @@ pub fn admit(
     if vocabulary.get(&annotations(current), Key::Ignore) == Some("true") {
         return Admitted::Skip("ignore annotation");
     }
-    let (operation, hash) = match req.operation {
-        AdmissionOp::Update => {
-            let (Some(new), Some(old)) = (req.object.as_ref(), req.old_object.as_ref()) else {
-                return Admitted::Skip("update without both objects");
-            };
-            let (Some(new_hash), Some(old_hash)) =
-                (content_hash(kind, new), content_hash(kind, old))
-            else {
-                return Admitted::Skip("unreadable object");
-            };
-            if new_hash == old_hash {
-                return Admitted::Skip("content unchanged");
-            }
-            (Operation::Update, Some(new_hash))
-        }
-        AdmissionOp::Create if filter.reload_on_create => {
-            let Some(hash) = req.object.as_ref().and_then(|o| content_hash(kind, o)) else {
-                return Admitted::Skip("unreadable object");
-            };
-            (Operation::Create, Some(hash))
-        }
-        AdmissionOp::Delete if filter.reload_on_delete => (Operation::Delete, None),
+    let operation = match req.operation {
+        AdmissionOp::Update => Operation::Update,
+        AdmissionOp::Create if filter.reload_on_create => Operation::Create,
+        AdmissionOp::Delete if filter.reload_on_delete => Operation::Delete,
         _ => return Admitted::Skip("operation not watched"),
     };
+    // Cheap checks first: hashing reads the whole object.
     if !has_candidates(namespace) {
         return Admitted::Skip("no opted-in workload in namespace");
     }
+    let hash_of = |obj: Option<&DynamicObject>| obj.map(|o| content_hash(kind, o));
+    let (new, old) = (
+        hash_of(req.object.as_ref()),
+        hash_of(req.old_object.as_ref()),
+    );
+    // `None`: absent; `Some(None)`: present but unreadable.
+    let (hash, base) = match (operation, new, old) {
+        (_, Some(None), _) | (_, _, Some(None)) => return Admitted::Skip("unreadable object"),
+        (Operation::Update, Some(new), Some(old)) if new == old => {
+            return Admitted::Skip("content unchanged");
+        }
+        (Operation::Update, Some(new), Some(old)) => (new, old),
+        (Operation::Create, Some(new), _) => (new, None),
+        (Operation::Delete, _, Some(old)) => (None, old),
+        _ => return Admitted::Skip("write without the objects it needs"),
+    };
     Admitted::Enqueue(Intent {
         namespace: namespace.to_owned(),
         source: SourceRef {
@@ -191,6 +190,7 @@ pub fn admit(
             name: req.name.clone(),
         },
         hash,
+        base,
         operation,
     })
 }
@@ -238,3 +238,6 @@ impl SourcesReviewer {
         AdmissionResponse::from(req)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -28,6 +28,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         ),
         trial("once::two_replicas_roll_once", two_replicas_roll_once),
         trial(
+            "once::a_revert_after_a_template_change_rolls",
+            revert_after_template_change,
+        ),
+        trial(
             "once::sigterm_applies_pending_changes_before_exit",
             sigterm_drains,
         ),
@@ -490,5 +494,69 @@ async fn sigterm_drains(env: Arc<Env>) -> Result<()> {
         "the admitted change was lost on shutdown:\n{}",
         inst.log_tail()
     );
+    Ok(())
+}
+
+/// A sync changes the ConfigMap and, at the same time, the image: the new pods start with
+/// the new content, and kreload's variable is brought in line in that same template change.
+/// A later revert of the ConfigMap alone must then roll the workload again.
+async fn revert_after_template_change(env: Arc<Env>) -> Result<()> {
+    let inst = env_instance(&env).await?;
+    let client = env.client.clone();
+    let ns = namespace(&client, "revert", &inst.labels()).await?;
+    let v = |k: &str| data(&[("k", k)]);
+    create_source(
+        &client,
+        &ns,
+        SourceKind::ConfigMap,
+        "settings",
+        &v("1"),
+        &[],
+    )
+    .await?;
+    deployment(&client, &ns, "web", auto(), "settings").await?;
+    wait_indexed(&inst, 1).await?;
+    let var = |obj: &serde_json::Value| reload_env(D, obj, &cm("settings"));
+    update_source(&client, &ns, SourceKind::ConfigMap, "settings", &v("2")).await?;
+    let h2 = expected_hash(SourceKind::ConfigMap, &v("2"));
+    eventually("the reload to 2", Duration::from_secs(60), || async {
+        Ok((var(&get(&client, &ns, D, "web").await?) == Some(h2.clone())).then_some(()))
+    })
+    .await?;
+    eventually("two ReplicaSets", Duration::from_secs(60), || async {
+        Ok((replica_sets(&client, &ns, "web").await? == 2).then_some(()))
+    })
+    .await?;
+    // The sync: content 3 and a new image.
+    update_source(&client, &ns, SourceKind::ConfigMap, "settings", &v("3")).await?;
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}}}});
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns)
+        .patch(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(image),
+        )
+        .await?;
+    let h3 = expected_hash(SourceKind::ConfigMap, &v("3"));
+    let obj = get(&client, &ns, D, "web").await?;
+    ensure!(
+        var(&obj) == Some(h3.clone()),
+        "the template change left a stale variable: {:?}",
+        var(&obj)
+    );
+    eventually("three ReplicaSets", Duration::from_secs(60), || async {
+        Ok((replica_sets(&client, &ns, "web").await? == 3).then_some(()))
+    })
+    .await?;
+    // The revert: back to 2, which the variable carried before the sync.
+    update_source(&client, &ns, SourceKind::ConfigMap, "settings", &v("2")).await?;
+    eventually(
+        "a rollout for the revert",
+        Duration::from_secs(60),
+        || async { Ok((replica_sets(&client, &ns, "web").await? == 4).then_some(())) },
+    )
+    .await
+    .with_context(|| inst.log_tail())?;
+    ensure!(var(&get(&client, &ns, D, "web").await?) == Some(h2));
     Ok(())
 }

@@ -1,0 +1,168 @@
+//! Pure JSON Patch operations for the workload mutation. Each function reads the workload
+//! as JSON and returns RFC 6902 operations that apply, in order, to the object in the
+//! request.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use serde_json::{Value, json};
+
+use crate::reload::keys::{ENV_PREFIX, Key, Vocabulary};
+use crate::reload::model::WorkloadKind;
+use crate::reload::observed::Observed;
+use crate::reload::patch::{ReloadRecord, env_var_name, template_path};
+
+/// Escapes one JSON Pointer segment (RFC 6901).
+pub fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+pub(super) fn template(kind: WorkloadKind, obj: &Value) -> Option<PodTemplateSpec> {
+    obj.pointer(template_path(kind))
+        .and_then(|t| serde_json::from_value(t.clone()).ok())
+}
+
+pub(super) fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn containers(template: &Value) -> &[Value] {
+    template
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn env_name(var: &Value) -> Option<&str> {
+    var.get("name").and_then(Value::as_str)
+}
+
+fn is_ours(name: &str) -> bool {
+    name.starts_with(ENV_PREFIX) && (name.ends_with("_CONFIGMAP") || name.ends_with("_SECRET"))
+}
+
+/// Operations that put back kreload's env vars and last-reloaded-from annotations that
+/// `old` had and `new` lost (a re-apply with replace), so the template stays as it was.
+pub fn restore_ops(
+    kind: WorkloadKind,
+    vocabulary: &Vocabulary,
+    old: &Value,
+    new: &Value,
+) -> Vec<Value> {
+    let base = template_path(kind);
+    let mut ops = Vec::new();
+    let (Some(old_t), Some(new_t)) = (old.pointer(base), new.pointer(base)) else {
+        return ops;
+    };
+    for (i, nc) in containers(new_t).iter().enumerate() {
+        let Some(oc) = containers(old_t)
+            .iter()
+            .find(|oc| oc.get("name") == nc.get("name"))
+        else {
+            continue;
+        };
+        let new_env = nc.get("env").and_then(Value::as_array);
+        let present =
+            |name: &str| new_env.is_some_and(|e| e.iter().any(|v| env_name(v) == Some(name)));
+        let missing: Vec<&Value> = oc
+            .get("env")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter(|v| env_name(v).is_some_and(|n| is_ours(n) && !present(n)))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let env = format!("{base}/spec/containers/{i}/env");
+        if new_env.is_some() {
+            for var in missing {
+                ops.push(json!({"op": "add", "path": format!("{env}/-"), "value": var}));
+            }
+        } else {
+            // One add of the whole list: separate adds of `env` would overwrite each other.
+            ops.push(json!({"op": "add", "path": env, "value": missing}));
+        }
+    }
+    let old_ann = string_map(old_t.pointer("/metadata/annotations"));
+    let new_ann = new_t.pointer("/metadata/annotations");
+    let mut missing = BTreeMap::new();
+    for prefix in vocabulary.prefixes() {
+        let key = Key::LastReloadedFrom.with_prefix(prefix);
+        if let Some(v) = old_ann.get(&key)
+            && new_ann.and_then(|a| a.get(&key)).is_none()
+        {
+            missing.insert(key, v.clone());
+        }
+    }
+    if !missing.is_empty() {
+        if new_ann.is_some() {
+            for (k, v) in missing {
+                ops.push(json!({"op": "add", "path": format!("{base}/metadata/annotations/{}", escape(&k)), "value": v}));
+            }
+        } else if new_t.get("metadata").is_some() {
+            ops.push(json!({"op": "add", "path": format!("{base}/metadata/annotations"), "value": missing}));
+        } else {
+            ops.push(json!({"op": "add", "path": format!("{base}/metadata"), "value": {"annotations": missing}}));
+        }
+    }
+    ops
+}
+
+/// When the template changes for another reason, its new pods start with the live content,
+/// which `live` records. kreload's marks for those sources (env vars, last-reloaded-from
+/// records) must say the same, or a later change back to a hash a stale mark still carries
+/// would be taken as already applied. The template changes anyway, so this adds no rollout.
+pub fn rebaseline_ops(
+    kind: WorkloadKind,
+    vocabulary: &Vocabulary,
+    obj: &Value,
+    live: &Observed,
+) -> Vec<Value> {
+    let base = template_path(kind);
+    let mut ops = Vec::new();
+    let Some(t) = obj.pointer(base) else {
+        return ops;
+    };
+    for (source, hash) in live.iter() {
+        let name = env_var_name(source);
+        for (i, c) in containers(t).iter().enumerate() {
+            let env = c
+                .get("env")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
+            for (j, var) in env.iter().enumerate() {
+                if env_name(var) == Some(name.as_str())
+                    && var.get("value").and_then(Value::as_str) != Some(hash.as_str())
+                {
+                    ops.push(json!({"op": "replace",
+                        "path": format!("{base}/spec/containers/{i}/env/{j}"),
+                        "value": {"name": name, "value": hash}}));
+                }
+            }
+        }
+    }
+    let annotations = string_map(t.pointer("/metadata/annotations"));
+    for prefix in vocabulary.prefixes() {
+        let key = Key::LastReloadedFrom.with_prefix(prefix);
+        let Some(mut record) = annotations.get(&key).and_then(|v| ReloadRecord::parse(v)) else {
+            continue;
+        };
+        let live_hash = live.iter().find_map(|(s, h)| {
+            (s.kind.env_suffix() == record.kind && s.name == record.name).then_some(h)
+        });
+        if let Some(h) = live_hash
+            && record.hash != *h
+        {
+            record.hash = h.to_owned();
+            ops.push(json!({"op": "replace",
+                "path": format!("{base}/metadata/annotations/{}", escape(&key)),
+                "value": record.to_json()}));
+        }
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests;

@@ -81,12 +81,12 @@ impl AdmissionOutcome {
 /// Why an intent was dropped before it reloaded anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// The bounded queue was full; the resync catches the change later.
+    /// The bounded queue was full; the change was dropped.
     QueueFull,
     /// The worker is gone (shutting down).
     QueueClosed,
-    /// The live object never showed the admitted content (rejected after admission,
-    /// or superseded by a write kreload was not told about).
+    /// The live object still had the content from before the write(s): rejected after
+    /// kreload admitted them.
     NotPersisted,
     /// The live object could not be read to confirm the write.
     Unconfirmed,
@@ -112,10 +112,8 @@ pub enum ReloadOutcome {
     /// No container to put the env var on.
     NoContainer,
     Failed,
-    /// A newer write to the source replaced this one before it was applied.
-    Superseded,
-    /// The admitted write never reached etcd (dry run, denied later, conflict).
-    NotPersisted,
+    /// The workload was deleted before the reload reached it.
+    Gone,
 }
 
 impl ReloadOutcome {
@@ -125,8 +123,7 @@ impl ReloadOutcome {
             Self::AlreadyApplied => "already_applied",
             Self::NoContainer => "no_container",
             Self::Failed => "failed",
-            Self::Superseded => "superseded",
-            Self::NotPersisted => "not_persisted",
+            Self::Gone => "gone",
         }
     }
 }
@@ -251,7 +248,7 @@ impl Metrics {
         let reload_patch_duration = Histogram::new(PATCH_BUCKETS);
         registry.register_with_unit(
             "reload_patch_duration",
-            "Time taken by the API call that applies a reload",
+            "Time to apply a reload to one workload: read, plan, patch and retries",
             Unit::Seconds,
             reload_patch_duration.clone(),
         );

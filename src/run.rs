@@ -309,7 +309,7 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
     {
         tracing::warn!(
             pending = queue.len(),
-            "worker did not finish in time; the resync will catch up"
+            "worker did not finish in time; pending changes dropped"
         );
     }
     watches.abort_all();

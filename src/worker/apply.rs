@@ -76,6 +76,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error(
+        "job {namespace}/{name} was deleted for its reload but its copy could not be created; recreate it from your manifests"
+    )]
+    JobLost {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("recreating job {namespace}/{name}")]
     Recreate {
         namespace: String,
@@ -86,6 +95,8 @@ pub enum Error {
 }
 
 const MAX_ATTEMPTS: u32 = 5;
+/// About 20 s of tries with the capped backoff.
+const JOB_CREATE_ATTEMPTS: u32 = 10;
 
 pub fn api_resource(kind: WorkloadKind) -> ApiResource {
     match kind {
@@ -127,14 +138,22 @@ pub async fn reload(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let Some(obj) = api.get_opt(name).await.map_err(|source| Error::Read {
-            kind,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            source,
-        })?
-        else {
-            return Ok(Applied::Gone);
+        let obj = match api.get_opt(name).await {
+            Ok(Some(obj)) => obj,
+            Ok(None) => return Ok(Applied::Gone),
+            Err(source) if attempt >= MAX_ATTEMPTS => {
+                return Err(Error::Read {
+                    kind,
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    source,
+                });
+            }
+            Err(error) => {
+                tracing::debug!(%kind, namespace, name, attempt, %error, "read failed; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
         };
         let (mut ops, outcome) = plan_all(settings, namespace, kind, name, &obj, changes)?;
         if ops.is_empty() {
@@ -276,8 +295,14 @@ async fn recreate_job(
     let mut attempt = 0;
     let copy = loop {
         attempt += 1;
-        let Some(job) = api.get_opt(name).await.map_err(recreate_err)? else {
-            return Ok(Applied::Gone);
+        let job = match api.get_opt(name).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return Ok(Applied::Gone),
+            Err(error) if attempt < MAX_ATTEMPTS && retryable(&error) => {
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            Err(source) => return Err(recreate_err(source)),
         };
         let copy = match job_copy(settings, namespace, name, &job, changes)? {
             Ok(copy) => copy,
@@ -301,26 +326,37 @@ async fn recreate_job(
             Err(source) => return Err(recreate_err(source)),
         }
     };
-    // The name is free once the delete is done; the Job has no finalizers of its own.
+    // The name is free once the delete is done (the Job has no finalizers of its own). The
+    // old Job is gone now, so try hard: only the copy in hand can bring it back.
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..Default::default()
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match api
-            .create(
-                &PostParams {
-                    field_manager: Some(FIELD_MANAGER.to_owned()),
-                    ..Default::default()
-                },
-                &copy,
-            )
-            .await
-        {
+        match api.create(&params, &copy).await {
             Ok(_) => return Ok(Applied::Reloaded),
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt < MAX_ATTEMPTS * 4 => {
-                tokio::time::sleep(backoff(1)).await;
+            Err(error) if attempt < JOB_CREATE_ATTEMPTS && retryable(&error) => {
+                tokio::time::sleep(backoff(attempt)).await;
             }
-            Err(source) => return Err(recreate_err(source)),
+            Err(source) => {
+                return Err(Error::JobLost {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    source,
+                });
+            }
         }
+    }
+}
+
+/// Conflicts (the old Job's name not yet free), throttling, server errors and transport
+/// failures may pass; anything else (a policy denial, invalid object) will not.
+fn retryable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 409 || status.code == 429 || status.code >= 500,
+        _ => true,
     }
 }
 

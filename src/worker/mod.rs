@@ -153,7 +153,7 @@ impl Worker {
             }
             Ok(persisted) => Some(persisted),
             Err(error) => {
-                tracing::warn!(error = %error_chain(&error), "cannot confirm the write; leaving it to the resync");
+                tracing::warn!(error = %error_chain(&error), "cannot confirm the write; change dropped");
                 self.metrics.intent_dropped(DropReason::Unconfirmed);
                 None
             }
@@ -190,7 +190,7 @@ impl Worker {
                 tracing::info!(sources = ?sources, "no container uses the change");
                 ReloadOutcome::NoContainer
             }
-            Ok(Applied::Gone) => ReloadOutcome::Superseded,
+            Ok(Applied::Gone) => ReloadOutcome::Gone,
             Err(error) => {
                 tracing::warn!(error = %error_chain(error), sources = ?sources, "reload failed");
                 ReloadOutcome::Failed
@@ -200,13 +200,42 @@ impl Worker {
             .reload(id.kind.api_kind(), self.settings.strategy.as_str(), outcome);
         self.metrics.observe_reload_patch(started.elapsed());
         let reloaded = matches!(result, Ok(Applied::Reloaded));
-        if reloaded {
-            self.event(namespace, id, &sources).instrument(span).await;
+        let event = match &result {
+            Ok(Applied::Reloaded) => {
+                let verb = if id.kind == WorkloadKind::Job {
+                    "recreated"
+                } else {
+                    "restarted"
+                };
+                let note = format!("{verb} because {} changed", sources.join(", "));
+                Some((EventType::Normal, "Reloaded", note))
+            }
+            Err(error) => {
+                let note = format!(
+                    "reload for {} failed: {}",
+                    sources.join(", "),
+                    error_chain(error)
+                );
+                Some((EventType::Warning, "ReloadFailed", note))
+            }
+            Ok(_) => None,
+        };
+        if let Some((type_, reason, note)) = event {
+            self.event(namespace, id, type_, reason, note)
+                .instrument(span)
+                .await;
         }
         reloaded
     }
 
-    async fn event(&self, namespace: &str, id: &WorkloadId, sources: &[String]) {
+    async fn event(
+        &self,
+        namespace: &str,
+        id: &WorkloadId,
+        type_: EventType,
+        reason: &str,
+        mut note: String,
+    ) {
         let resource = apply::api_resource(id.kind);
         let reference = ObjectReference {
             api_version: Some(resource.api_version),
@@ -215,15 +244,17 @@ impl Worker {
             name: Some(id.name.clone()),
             ..Default::default()
         };
-        let verb = if id.kind == WorkloadKind::Job {
-            "recreated"
-        } else {
-            "restarted"
-        };
-        let note = format!("{verb} because {} changed", sources.join(", "));
+        // The API server limits an event's note to 1 kB.
+        if note.len() > 1000 {
+            let mut end = 1000;
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            note.truncate(end);
+        }
         let event = Event {
-            type_: EventType::Normal,
-            reason: "Reloaded".into(),
+            type_,
+            reason: reason.into(),
             note: Some(note),
             action: "Reload".into(),
             secondary: None,

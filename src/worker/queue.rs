@@ -5,7 +5,8 @@
 //! admitted content wins) without moving its deadline, so a burst of writes to one Secret
 //! becomes one reload carrying the final hash, and the delay stays bounded by the window.
 //! When the queue is full a new key is dropped and counted — the admission path never
-//! waits — and the resync loop catches what was dropped.
+//! waits. A dropped change is counted (`kreload_intents_dropped_total{reason="queue_full"}`)
+//! and logged; the periodic resync (DESIGN §2) is what will recover it once it exists.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

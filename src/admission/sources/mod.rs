@@ -231,7 +231,7 @@ impl SourcesReviewer {
                 }
                 self.metrics.set_queue_depth(self.queue.len());
                 if pushed == Push::Full {
-                    tracing::warn!(uid = %req.uid, namespace = ?req.namespace, name = %req.name, "queue full; change left to the resync");
+                    tracing::warn!(uid = %req.uid, namespace = ?req.namespace, name = %req.name, "queue full; change dropped");
                 }
             }
         }

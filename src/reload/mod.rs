@@ -8,6 +8,7 @@ pub mod hash;
 pub mod keys;
 pub mod model;
 pub mod observed;
+mod ops;
 pub mod patch;
 pub mod pause;
 pub mod refs;

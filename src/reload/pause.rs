@@ -23,13 +23,13 @@
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, TestOperation};
+use json_patch::{Patch, PatchOperation};
 use serde_json::Value;
 
 use super::duration::{DurationError, parse_go_duration};
 use super::keys::{Key, Vocabulary};
 use super::model::WorkloadKind;
+use super::ops::{add, remove, test_resource_version};
 
 /// A live Deployment as the pause decisions see it.
 #[derive(Clone, Copy, Debug)]
@@ -204,10 +204,7 @@ pub fn check_at(
 
 /// `ops` guarded by a test of the resourceVersion they were planned against.
 pub fn guarded(resource_version: &str, ops: Vec<PatchOperation>) -> Patch {
-    let mut all = vec![PatchOperation::Test(TestOperation {
-        path: pointer(&["metadata", "resourceVersion"]),
-        value: Value::String(resource_version.to_owned()),
-    })];
+    let mut all = vec![test_resource_version(resource_version)];
     all.extend(ops);
     Patch(all)
 }
@@ -273,24 +270,6 @@ fn resume_ops(view: &PauseView) -> Vec<PatchOperation> {
     let mut ops = vec![add(&["spec", "paused"], Value::Bool(false))];
     ops.extend(paused_at_keys(view).map(|k| remove(&["metadata", "annotations", &k])));
     ops
-}
-
-/// Tokens are unescaped; the pointer escapes `/` in annotation keys.
-fn pointer(tokens: &[&str]) -> PointerBuf {
-    PointerBuf::from_tokens(tokens.iter().copied())
-}
-
-fn add(tokens: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation {
-        path: pointer(tokens),
-        value,
-    })
-}
-
-fn remove(tokens: &[&str]) -> PatchOperation {
-    PatchOperation::Remove(RemoveOperation {
-        path: pointer(tokens),
-    })
 }
 
 #[cfg(test)]

@@ -13,10 +13,7 @@ mod record;
 
 use std::collections::BTreeMap;
 
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{
-    AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation,
-};
+use json_patch::{Patch, PatchOperation};
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use serde_json::{Value, json};
 
@@ -27,6 +24,7 @@ pub use record::ReloadRecord;
 use super::keys::{Key, OBSERVED};
 use super::model::{RolloutStrategy, SourceRef, Strategy, WorkloadKind};
 use super::observed::Observed;
+use super::ops::{add, remove, replace, test_resource_version};
 use super::refs::pod_refs;
 
 /// The live workload, as read.
@@ -241,38 +239,6 @@ fn annotation_mark(t: &Target, container: &str, c: &Change) -> Mark {
     }
     path.push(&key);
     Mark::Op(add(&path, Value::String(value)))
-}
-
-/// Tokens are unescaped; the pointer escapes `~` and `/` (`~0`, `~1`).
-fn pointer(tokens: &[&str]) -> PointerBuf {
-    PointerBuf::from_tokens(tokens.iter().copied())
-}
-
-fn add(tokens: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation {
-        path: pointer(tokens),
-        value,
-    })
-}
-
-fn remove(tokens: &[&str]) -> PatchOperation {
-    PatchOperation::Remove(RemoveOperation {
-        path: pointer(tokens),
-    })
-}
-
-fn replace(tokens: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Replace(ReplaceOperation {
-        path: pointer(tokens),
-        value,
-    })
-}
-
-fn test_resource_version(rv: &str) -> PatchOperation {
-    PatchOperation::Test(TestOperation {
-        path: pointer(&["metadata", "resourceVersion"]),
-        value: Value::String(rv.to_owned()),
-    })
 }
 
 #[cfg(test)]

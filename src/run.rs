@@ -14,7 +14,7 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::sources::{LabelRequirement, SourceFilter, SourcesReviewer};
+use crate::admission::sources::{SourceFilter, SourcesReviewer};
 use crate::admission::workloads::WorkloadsReviewer;
 use crate::admission::{self, CertResolver, Readiness};
 use crate::cli::{LogArgs, LogFormat, ServeArgs};
@@ -24,6 +24,7 @@ use crate::namespaces::NamespaceGate;
 use crate::reload::keys::Vocabulary;
 use crate::reload::model::WorkloadKind;
 use crate::reload::rules::RuleOptions;
+use crate::selector::Selector;
 use crate::worker::Worker;
 use crate::worker::apply::Settings;
 use crate::worker::apply::api_resource;
@@ -45,26 +46,17 @@ pub fn init_tracing(log: &LogArgs) -> Result<()> {
     Ok(())
 }
 
-fn requirements(values: &[String], flag: &str) -> Result<Vec<LabelRequirement>> {
-    values
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| LabelRequirement::parse(s).map_err(anyhow::Error::msg))
-        .collect::<Result<Vec<_>>>()
-        .with_context(|| format!("invalid --{flag}"))
+fn selector(values: &[String], flag: &str) -> Result<Selector> {
+    Selector::parse(values).with_context(|| format!("invalid --{flag}"))
 }
 
 /// The filter of admitted writes, from the flags.
 pub fn source_filter(args: &ServeArgs) -> Result<SourceFilter> {
-    let resource_labels = requirements(&args.resource_label_selector, "resource-label-selector")?;
-    let namespace_labels = requirements(&args.namespace_selector, "namespace-selector")?;
-    let namespace_gate = NamespaceGate::new((!namespace_labels.is_empty()).then(|| {
-        namespace_labels
-            .iter()
-            .map(LabelRequirement::to_selector)
-            .collect::<Vec<_>>()
-            .join(",")
-    }));
+    let resource_labels = selector(&args.resource_label_selector, "resource-label-selector")?;
+    let namespace_labels = selector(&args.namespace_selector, "namespace-selector")?;
+    let namespace_gate = NamespaceGate::new(
+        (!namespace_labels.is_empty()).then(|| namespace_labels.to_kubernetes()),
+    );
     let set = |v: &[String]| -> HashSet<String> {
         v.iter()
             .map(|s| s.trim().to_owned())
@@ -318,4 +310,69 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(flags: &[&str]) -> ServeArgs {
+        let argv = ["kreload", "serve"].iter().chain(flags);
+        match Cli::try_parse_from(argv).expect("parse").command {
+            Command::Serve(args) => *args,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn label_selector_flags_take_kubernetes_selectors() {
+        let filter = source_filter(&args(&[
+            "--resource-label-selector=env!=dev,tier in (web,api)",
+            "--namespace-selector=team notin (b,c)",
+            "--namespace-selector=owner:*",
+        ]))
+        .expect("filter");
+        let labels_match = |pairs| filter.resource_labels.matches(&labels(pairs));
+        assert!(labels_match(&[("tier", "web")]));
+        assert!(labels_match(&[("tier", "api"), ("env", "prod")]));
+        assert!(!labels_match(&[("tier", "web"), ("env", "dev")]));
+        assert!(!labels_match(&[("tier", "db")]));
+        assert_eq!(
+            filter.namespace_gate.selector(),
+            Some("team notin (b,c),owner")
+        );
+        let everything = source_filter(&args(&[])).expect("filter");
+        assert!(everything.resource_labels.is_empty());
+        assert_eq!(everything.namespace_gate.selector(), None);
+    }
+
+    #[test]
+    fn a_bad_label_selector_fails_naming_the_flag_and_the_part() {
+        for (flag, part) in [
+            ("--resource-label-selector=env!", "'!'"),
+            ("--namespace-selector=team in (a", "end of input"),
+            ("--namespace-selector=Team/x=a", "Team/x"),
+        ] {
+            let name = flag.split('=').next().unwrap_or_default();
+            let error = source_filter(&args(&[flag])).expect_err(flag);
+            let text = format!("{error:#}");
+            assert!(
+                text.starts_with(&format!("invalid {name}: label selector")),
+                "{text}"
+            );
+            assert!(text.contains(part), "{flag}: {text}");
+        }
+    }
 }

@@ -25,12 +25,18 @@ use crate::metrics::{AdmissionOutcome, Endpoint, Metrics};
 
 /// Largest accepted request body.
 ///
-/// A review carries the new and the old object. etcd refuses objects over 1.5 MiB, so a
-/// Secret with 1 MiB of data (base64 in JSON: 1.33 MiB) plus metadata is about that size,
-/// twice over: 3 MiB. The API server re-encodes ConfigMap strings as JSON, where a quote,
-/// backslash or newline takes two bytes, so allow twice that plus the envelope: 8 MiB. The
-/// cost is memory per in-flight request, which the API server's few connections bound.
-pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// The API server writes the review with Go's encoding/json (apimachinery's JSON serializer
+/// uses `json.NewEncoder`, which escapes HTML), so `<`, `>`, `&`, control characters and
+/// invalid UTF-8 each become a six-byte `\uXXXX`: one byte of a string can take six of JSON.
+/// A review carries the object and, on UPDATE, the old one too. A reload matters only for a
+/// write etcd stores, and etcd stores at most 1.5 MiB per object (its default
+/// `--max-request-bytes`; the stored protobuf holds each string byte once), so each object is
+/// at most 6 × 1.5 = 9 MiB of JSON and both 18 MiB; uid, kind, userInfo and options are
+/// small: 20 MiB. ConfigMaps and Secrets stay under it even where etcd takes more, as
+/// validation caps their data at 1 MiB (6 MiB escaped; a Secret's base64 is never escaped)
+/// and annotations at 256 KiB (1.5 MiB escaped). Only such writes cost that much memory, and
+/// only while in flight.
+pub const DEFAULT_BODY_LIMIT: usize = 20 * 1024 * 1024;
 
 /// The decision behind an admission endpoint. The response's uid is set to the request's
 /// whatever the reviewer returns.

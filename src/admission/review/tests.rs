@@ -192,6 +192,58 @@ async fn an_unreadable_object_is_answered_allowed_with_a_warning_and_no_data() {
     );
 }
 
+/// A ConfigMap UPDATE as the API server sends it for the largest objects etcd stores
+/// (1.5 MiB each) made of characters Go escapes: 1 MiB of `<` and 512 KiB of a control
+/// character, each written as a six-byte `\uXXXX`.
+fn escaped_review(new: &str, old: &str) -> String {
+    let object = |value: &str| {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "big", "namespace": "ns"},
+            "data": {"lt": "@LT@", "ctl": "@CTL@", "v": value},
+        })
+    };
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-big",
+            "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+            "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+            "name": "big",
+            "namespace": "ns",
+            "operation": "UPDATE",
+            "userInfo": {"username": "admin"},
+            "object": object(new),
+            "oldObject": object(old),
+        },
+    });
+    // serde_json leaves `<` as is; both runs go in already escaped, as Go writes them.
+    review
+        .to_string()
+        .replace("@LT@", &"\\u003c".repeat(1 << 20))
+        .replace("@CTL@", &"\\u0001".repeat(1 << 19))
+}
+
+#[tokio::test]
+async fn the_largest_escaped_configmap_update_is_read_not_refused() {
+    let f = fixture(DEFAULT_BODY_LIMIT);
+    let body = escaped_review("2", "1");
+    assert!(body.len() > 18 << 20, "{} bytes", body.len());
+    let (status, answer) = call(&f.router, "POST", "/validate/sources", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["response"]["uid"], "u-big");
+    let seen = f.sources.seen.lock().expect("lock");
+    assert_eq!(seen.len(), 1);
+    let data = |o: &Option<DynamicObject>| o.as_ref().map(|o| o.data["data"].clone());
+    let (new, old) = (data(&seen[0].object), data(&seen[0].old_object));
+    assert_eq!(new.as_ref().map(|d| d["v"].clone()), Some(Value::from("2")));
+    assert_eq!(old.as_ref().map(|d| d["v"].clone()), Some(Value::from("1")));
+    let lt = new.as_ref().and_then(|d| d["lt"].as_str().map(str::len));
+    assert_eq!(lt, Some(1 << 20));
+}
+
 #[tokio::test]
 async fn a_body_over_the_limit_is_a_413() {
     let f = fixture(1024);

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::sources::{SourceFilter, SourcesReviewer};
 use crate::admission::workloads::WorkloadsReviewer;
-use crate::admission::{self, CertResolver, Readiness};
+use crate::admission::{self, CertResolver, ConnectionLimits, Readiness};
 use crate::cli::{LogArgs, LogFormat, ServeArgs};
 use crate::index::{self, SharedIndex, Workload};
 use crate::metrics::Metrics;
@@ -290,8 +290,15 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
         admin_token.clone(),
     ));
 
-    let served =
-        admission::serve_tls(listener, tls, app, shutdown.clone(), args.shutdown_grace).await;
+    let served = admission::serve_tls(
+        listener,
+        tls,
+        app,
+        ConnectionLimits::default(),
+        shutdown.clone(),
+        args.shutdown_grace,
+    )
+    .await;
     // Not ready any more; finish what was admitted, within the grace period.
     readiness.set_not_ready();
     queue.close();

@@ -1,6 +1,7 @@
 //! The webhook server over real TLS on loopback: HTTP/1.1 and h2, TLS versions,
 //! certificate rotation through kubelet's symlink swap, and graceful shutdown.
 
+mod connections;
 mod support;
 
 use std::net::SocketAddr;

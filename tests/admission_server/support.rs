@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use kreload::admission::{
-    CertResolver, DEFAULT_BODY_LIMIT, Reviewer, router, serve_tls, server_config,
+    CertResolver, ConnectionLimits, DEFAULT_BODY_LIMIT, Reviewer, router, serve_tls, server_config,
 };
 use kreload::certs::{Ca, CertPair};
 use kreload::metrics::Metrics;
@@ -130,11 +130,27 @@ pub struct Server {
 }
 
 pub async fn start(resolver: Arc<CertResolver>, app: Router, drain: Duration) -> Server {
+    start_limited(resolver, app, ConnectionLimits::default(), drain).await
+}
+
+pub async fn start_limited(
+    resolver: Arc<CertResolver>,
+    app: Router,
+    limits: ConnectionLimits,
+    drain: Duration,
+) -> Server {
     let listener = TcpListener::bind((LOCALHOST, 0)).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let tls = Arc::new(server_config(resolver).expect("config"));
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(serve_tls(listener, tls, app, shutdown.clone(), drain));
+    let task = tokio::spawn(serve_tls(
+        listener,
+        tls,
+        app,
+        limits,
+        shutdown.clone(),
+        drain,
+    ));
     Server {
         addr,
         shutdown,
@@ -143,10 +159,22 @@ pub async fn start(resolver: Arc<CertResolver>, app: Router, drain: Duration) ->
 }
 
 pub async fn start_with(pair: &CertPair, gate: Gate, drain: Duration) -> (Server, Projected) {
+    start_with_limits(pair, gate, ConnectionLimits::default(), drain).await
+}
+
+pub async fn start_with_limits(
+    pair: &CertPair,
+    gate: Gate,
+    limits: ConnectionLimits,
+    drain: Duration,
+) -> (Server, Projected) {
     let projected = Projected::new(pair);
     let (cert, key) = projected.paths();
     let resolver = CertResolver::with_check_interval(cert, key, Duration::ZERO).expect("resolver");
-    (start(resolver, app(gate), drain).await, projected)
+    (
+        start_limited(resolver, app(gate), limits, drain).await,
+        projected,
+    )
 }
 
 pub fn client(

@@ -25,6 +25,7 @@ use crate::reload::keys::Vocabulary;
 use crate::reload::model::WorkloadKind;
 use crate::reload::rules::RuleOptions;
 use crate::selector::Selector;
+use crate::shutdown::Drain;
 use crate::worker::Worker;
 use crate::worker::apply::Settings;
 use crate::worker::apply::api_resource;
@@ -161,6 +162,38 @@ impl Watches {
     }
 }
 
+/// Not ready from the moment shutdown begins, so endpoints stop sending admissions to this
+/// replica while it drains, rather than once the listener has closed.
+fn withdraw_on_shutdown(readiness: Readiness, drain: Drain) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        drain.deadline().await;
+        readiness.set_not_ready();
+        tracing::info!("shutting down; not ready");
+    })
+}
+
+/// Runs the webhook listener (`served`) until it has drained, then lets the worker finish
+/// what was admitted, both by the one deadline, so shutdown takes at most the grace period.
+async fn drain_in_order<E>(
+    served: impl Future<Output = Result<(), E>>,
+    worker: tokio::task::JoinHandle<()>,
+    queue: &Queue,
+    drain: &Drain,
+) -> Result<(), E> {
+    let served = served.await;
+    // The listener returns before shutdown only on an error; shut down then too.
+    drain.begin();
+    let deadline = drain.deadline().await;
+    queue.close();
+    if tokio::time::timeout_at(deadline, worker).await.is_err() {
+        tracing::warn!(
+            pending = queue.len(),
+            "worker did not finish in time; the resync will catch up"
+        );
+    }
+    served
+}
+
 /// Runs kreload until `shutdown` is cancelled (or a signal arrives when `shutdown` is the
 /// token from [`crate::shutdown::signals`]).
 pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
@@ -178,6 +211,8 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
     });
     let metrics = Arc::new(Metrics::new());
     let readiness = Readiness::new();
+    let drain = Drain::new(shutdown, args.shutdown_grace);
+    withdraw_on_shutdown(readiness.clone(), drain.clone());
     let index = SharedIndex::default();
     let queue = Arc::new(Queue::new(args.queue_capacity, args.coalesce_window));
 
@@ -295,22 +330,9 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
         tls,
         app,
         ConnectionLimits::default(),
-        shutdown.clone(),
-        args.shutdown_grace,
-    )
-    .await;
-    // Not ready any more; finish what was admitted, within the grace period.
-    readiness.set_not_ready();
-    queue.close();
-    if tokio::time::timeout(args.shutdown_grace, worker)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            pending = queue.len(),
-            "worker did not finish in time; the resync will catch up"
-        );
-    }
+        drain.clone(),
+    );
+    let served = drain_in_order(served, worker, &queue, &drain).await;
     watches.abort_all();
     admin_token.cancel();
     let _ = admin.await;

@@ -17,6 +17,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::shutdown::Drain;
+
 /// A client gets this long to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -70,8 +72,8 @@ pub enum ServerError {
     Admin(#[source] io::Error),
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` is cancelled, then stops
-/// accepting, lets in-flight requests finish for up to `drain`, and returns.
+/// Serves `app` over TLS on `listener` until shutdown begins, then stops accepting, lets
+/// in-flight requests finish until the drain deadline, and returns.
 ///
 /// Each connection's handshake runs in its own task, so a slow or silent client cannot
 /// hold up the accept loop; at most `limits.max_connections` such tasks run at once.
@@ -80,8 +82,7 @@ pub async fn serve_tls(
     tls: Arc<rustls::ServerConfig>,
     app: Router,
     limits: ConnectionLimits,
-    shutdown: CancellationToken,
-    drain: Duration,
+    shutdown: Drain,
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
     info!(%addr, max_connections = limits.max_connections, "webhook listener serving");
@@ -99,10 +100,10 @@ pub async fn serve_tls(
     // needs no separate counter.
     let mut connections = JoinSet::new();
 
-    loop {
+    let deadline = loop {
         let room = connections.len() < limits.max_connections;
         tokio::select! {
-            () = shutdown.cancelled() => break,
+            deadline = shutdown.deadline() => break deadline,
             // Reap finished connection tasks, which also frees their slots.
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
                 if let Err(error) = joined {
@@ -138,7 +139,7 @@ pub async fn serve_tls(
                 }
             },
         }
-    }
+    };
 
     // Stop accepting: new connections are refused from here on.
     drop(listener);
@@ -147,9 +148,9 @@ pub async fn serve_tls(
         graceful.shutdown().await;
         while connections.join_next().await.is_some() {}
     };
-    match tokio::time::timeout(drain, signal).await {
+    match tokio::time::timeout_at(deadline, signal).await {
         Ok(()) => info!(%addr, "webhook listener stopped"),
-        Err(_) => warn!(%addr, ?drain, "drain deadline passed, closing remaining connections"),
+        Err(_) => warn!(%addr, "drain deadline passed, closing remaining connections"),
     }
     // Dropping the set aborts whatever is still running.
     Ok(())

@@ -21,6 +21,7 @@ use kreload::admission::{
 };
 use kreload::certs::{Ca, CertPair};
 use kreload::metrics::Metrics;
+use kreload::shutdown::Drain;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use rustls::pki_types::pem::PemObject;
@@ -129,28 +130,22 @@ pub struct Server {
     pub task: JoinHandle<Result<(), kreload::admission::ServerError>>,
 }
 
-pub async fn start(resolver: Arc<CertResolver>, app: Router, drain: Duration) -> Server {
-    start_limited(resolver, app, ConnectionLimits::default(), drain).await
+pub async fn start(resolver: Arc<CertResolver>, app: Router, grace: Duration) -> Server {
+    start_limited(resolver, app, ConnectionLimits::default(), grace).await
 }
 
 pub async fn start_limited(
     resolver: Arc<CertResolver>,
     app: Router,
     limits: ConnectionLimits,
-    drain: Duration,
+    grace: Duration,
 ) -> Server {
     let listener = TcpListener::bind((LOCALHOST, 0)).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let tls = Arc::new(server_config(resolver).expect("config"));
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(serve_tls(
-        listener,
-        tls,
-        app,
-        limits,
-        shutdown.clone(),
-        drain,
-    ));
+    let drain = Drain::new(shutdown.clone(), grace);
+    let task = tokio::spawn(serve_tls(listener, tls, app, limits, drain));
     Server {
         addr,
         shutdown,
@@ -158,21 +153,21 @@ pub async fn start_limited(
     }
 }
 
-pub async fn start_with(pair: &CertPair, gate: Gate, drain: Duration) -> (Server, Projected) {
-    start_with_limits(pair, gate, ConnectionLimits::default(), drain).await
+pub async fn start_with(pair: &CertPair, gate: Gate, grace: Duration) -> (Server, Projected) {
+    start_with_limits(pair, gate, ConnectionLimits::default(), grace).await
 }
 
 pub async fn start_with_limits(
     pair: &CertPair,
     gate: Gate,
     limits: ConnectionLimits,
-    drain: Duration,
+    grace: Duration,
 ) -> (Server, Projected) {
     let projected = Projected::new(pair);
     let (cert, key) = projected.paths();
     let resolver = CertResolver::with_check_interval(cert, key, Duration::ZERO).expect("resolver");
     (
-        start_limited(resolver, app(gate), limits, drain).await,
+        start_limited(resolver, app(gate), limits, grace).await,
         projected,
     )
 }

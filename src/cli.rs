@@ -70,15 +70,17 @@ pub struct ServeArgs {
     /// Never act in these namespaces (comma-separated).
     #[arg(long, env = "KRELOAD_NAMESPACES_TO_IGNORE", value_delimiter = ',')]
     pub namespaces_to_ignore: Vec<String>,
-    /// Only act in namespaces whose labels match (`key=value`, `key:value`, `key`, `key=*`;
-    /// comma-separated, all must match).
+    /// Only act in namespaces whose labels match this Kubernetes label selector (`team=a`,
+    /// `env!=dev`, `tier in (web,api)`, `!legacy`; all must hold). Reloader's `key:value`
+    /// and `key:*` also work.
     #[arg(long, env = "KRELOAD_NAMESPACE_SELECTOR", value_delimiter = ',')]
     pub namespace_selector: Vec<String>,
     /// kreload's own namespace, never acted in (set from the downward API in a cluster).
     #[arg(long, env = "POD_NAMESPACE")]
     pub own_namespace: Option<String>,
-    /// Only act on ConfigMaps/Secrets whose labels match (`key=value`, `key:value`, `key`,
-    /// `key=*`; comma-separated, all must match).
+    /// Only act on ConfigMaps/Secrets whose labels match this Kubernetes label selector
+    /// (`reload=yes`, `env!=dev`, `tier in (web,api)`, `!legacy`; all must hold). Reloader's
+    /// `key:value` and `key:*` also work.
     #[arg(long, env = "KRELOAD_RESOURCE_LABEL_SELECTOR", value_delimiter = ',')]
     pub resource_label_selector: Vec<String>,
     /// Ignore changes to one kind of source: `configmaps` or `secrets`.

@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod namespaces;
 pub mod reload;
 pub mod run;
+pub mod selector;
 pub mod shutdown;
 pub mod worker;

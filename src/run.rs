@@ -14,9 +14,9 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::sources::{LabelRequirement, SourceFilter, SourcesReviewer};
+use crate::admission::sources::{SourceFilter, SourcesReviewer};
 use crate::admission::workloads::WorkloadsReviewer;
-use crate::admission::{self, CertResolver, Readiness};
+use crate::admission::{self, CertResolver, ConnectionLimits, Readiness};
 use crate::cli::{LogArgs, LogFormat, ServeArgs};
 use crate::index::{self, SharedIndex, Workload};
 use crate::metrics::Metrics;
@@ -24,6 +24,8 @@ use crate::namespaces::NamespaceGate;
 use crate::reload::keys::Vocabulary;
 use crate::reload::model::WorkloadKind;
 use crate::reload::rules::RuleOptions;
+use crate::selector::Selector;
+use crate::shutdown::Drain;
 use crate::worker::Worker;
 use crate::worker::apply::Settings;
 use crate::worker::apply::api_resource;
@@ -45,26 +47,17 @@ pub fn init_tracing(log: &LogArgs) -> Result<()> {
     Ok(())
 }
 
-fn requirements(values: &[String], flag: &str) -> Result<Vec<LabelRequirement>> {
-    values
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| LabelRequirement::parse(s).map_err(anyhow::Error::msg))
-        .collect::<Result<Vec<_>>>()
-        .with_context(|| format!("invalid --{flag}"))
+fn selector(values: &[String], flag: &str) -> Result<Selector> {
+    Selector::parse(values).with_context(|| format!("invalid --{flag}"))
 }
 
 /// The filter of admitted writes, from the flags.
 pub fn source_filter(args: &ServeArgs) -> Result<SourceFilter> {
-    let resource_labels = requirements(&args.resource_label_selector, "resource-label-selector")?;
-    let namespace_labels = requirements(&args.namespace_selector, "namespace-selector")?;
-    let namespace_gate = NamespaceGate::new((!namespace_labels.is_empty()).then(|| {
-        namespace_labels
-            .iter()
-            .map(LabelRequirement::to_selector)
-            .collect::<Vec<_>>()
-            .join(",")
-    }));
+    let resource_labels = selector(&args.resource_label_selector, "resource-label-selector")?;
+    let namespace_labels = selector(&args.namespace_selector, "namespace-selector")?;
+    let namespace_gate = NamespaceGate::new(
+        (!namespace_labels.is_empty()).then(|| namespace_labels.to_kubernetes()),
+    );
     let set = |v: &[String]| -> HashSet<String> {
         v.iter()
             .map(|s| s.trim().to_owned())
@@ -169,6 +162,38 @@ impl Watches {
     }
 }
 
+/// Not ready from the moment shutdown begins, so endpoints stop sending admissions to this
+/// replica while it drains, rather than once the listener has closed.
+fn withdraw_on_shutdown(readiness: Readiness, drain: Drain) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        drain.deadline().await;
+        readiness.set_not_ready();
+        tracing::info!("shutting down; not ready");
+    })
+}
+
+/// Runs the webhook listener (`served`) until it has drained, then lets the worker finish
+/// what was admitted, both by the one deadline, so shutdown takes at most the grace period.
+async fn drain_in_order<E>(
+    served: impl Future<Output = Result<(), E>>,
+    worker: tokio::task::JoinHandle<()>,
+    queue: &Queue,
+    drain: &Drain,
+) -> Result<(), E> {
+    let served = served.await;
+    // The listener returns before shutdown only on an error; shut down then too.
+    drain.begin();
+    let deadline = drain.deadline().await;
+    queue.close();
+    if tokio::time::timeout_at(deadline, worker).await.is_err() {
+        tracing::warn!(
+            pending = queue.len(),
+            "worker did not finish in time; pending changes dropped"
+        );
+    }
+    served
+}
+
 /// Runs kreload until `shutdown` is cancelled (or a signal arrives when `shutdown` is the
 /// token from [`crate::shutdown::signals`]).
 pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
@@ -186,6 +211,8 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
     });
     let metrics = Arc::new(Metrics::new());
     let readiness = Readiness::new();
+    let drain = Drain::new(shutdown, args.shutdown_grace);
+    withdraw_on_shutdown(readiness.clone(), drain.clone());
     let index = SharedIndex::default();
     let queue = Arc::new(Queue::new(args.queue_capacity, args.coalesce_window));
 
@@ -298,20 +325,14 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
         admin_token.clone(),
     ));
 
-    let served =
-        admission::serve_tls(listener, tls, app, shutdown.clone(), args.shutdown_grace).await;
-    // Not ready any more; finish what was admitted, within the grace period.
-    readiness.set_not_ready();
-    queue.close();
-    if tokio::time::timeout(args.shutdown_grace, worker)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            pending = queue.len(),
-            "worker did not finish in time; pending changes dropped"
-        );
-    }
+    let served = admission::serve_tls(
+        listener,
+        tls,
+        app,
+        ConnectionLimits::default(),
+        drain.clone(),
+    );
+    let served = drain_in_order(served, worker, &queue, &drain).await;
     watches.abort_all();
     admin_token.cancel();
     let _ = admin.await;
@@ -319,3 +340,6 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

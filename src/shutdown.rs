@@ -1,10 +1,14 @@
 //! Process signals: the first SIGTERM or SIGINT starts a graceful shutdown, a second one
 //! exits at once (an operator pressing Ctrl-C twice does not want to wait for the drain).
+//! [`Drain`] gives everything that drains one deadline.
 
 use std::io;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -82,6 +86,44 @@ pub async fn watch(
     signals.next().await
 }
 
+/// The one deadline of a graceful shutdown: the moment it begins plus the grace period.
+/// The webhook listener and then the worker drain against the same deadline, so the whole
+/// shutdown stays within the grace period (and the pod's terminationGracePeriodSeconds).
+#[derive(Clone, Debug)]
+pub struct Drain {
+    token: CancellationToken,
+    grace: Duration,
+    began: Arc<OnceLock<Instant>>,
+}
+
+impl Drain {
+    /// Shutdown begins when `token` is cancelled. Must be called inside a Tokio runtime: a
+    /// task notes the moment, so the deadline does not depend on who asks first.
+    pub fn new(token: CancellationToken, grace: Duration) -> Self {
+        let drain = Self {
+            token,
+            grace,
+            began: Arc::default(),
+        };
+        let first = drain.clone();
+        tokio::spawn(async move {
+            first.deadline().await;
+        });
+        drain
+    }
+
+    /// Starts the shutdown (idempotent).
+    pub fn begin(&self) {
+        self.token.cancel();
+    }
+
+    /// Waits until shutdown begins, then returns the deadline.
+    pub async fn deadline(&self) -> Instant {
+        self.token.cancelled().await;
+        *self.began.get_or_init(Instant::now) + self.grace
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use futures::channel::mpsc;
@@ -123,5 +165,30 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(10), token.cancelled())
             .await
             .expect("token cancelled by SIGTERM");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_deadline_is_fixed_when_shutdown_begins() {
+        let token = CancellationToken::new();
+        let drain = Drain::new(token.clone(), Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let began = Instant::now();
+        token.cancel();
+        tokio::task::yield_now().await;
+        // Asked later (as the worker drain is, after the listener's), it is the same.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let later = drain.clone();
+        assert_eq!(later.deadline().await, began + Duration::from_secs(20));
+        assert_eq!(drain.deadline().await, began + Duration::from_secs(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_deadline_before_shutdown() {
+        let drain = Drain::new(CancellationToken::new(), Duration::from_secs(1));
+        let waiting = tokio::time::timeout(Duration::from_secs(3600), drain.deadline()).await;
+        assert!(waiting.is_err());
+        drain.begin();
+        let deadline = drain.deadline().await;
+        assert_eq!(deadline, Instant::now() + Duration::from_secs(1));
     }
 }

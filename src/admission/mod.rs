@@ -9,5 +9,5 @@ pub mod workloads;
 
 pub use admin::{Readiness, admin_router};
 pub use review::{DEFAULT_BODY_LIMIT, Reviewer, router};
-pub use server::{ServerError, serve_plain, serve_tls};
+pub use server::{ConnectionLimits, ServerError, serve_plain, serve_tls};
 pub use tls::{CertResolver, TlsError, server_config};

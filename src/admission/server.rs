@@ -1,5 +1,5 @@
-//! Serving: the TLS webhook port (HTTP/1.1 and h2) and the plain admin port, both with
-//! graceful shutdown.
+//! Serving: the TLS webhook port (HTTP/1.1 and h2, with a cap on connections and timeouts
+//! for idle or silent clients) and the plain admin port, both with graceful shutdown.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,8 +17,48 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::shutdown::Drain;
+
 /// A client gets this long to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once. The API server multiplexes its calls over a few h2
+/// connections per replica, so this leaves room for many replicas and for other clients,
+/// while one client opening connections cannot exhaust file descriptors or memory.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// An HTTP/1 client gets this long to send a request's headers, and an idle keep-alive
+/// connection is closed after it.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An h2 connection quiet this long is pinged, and closed if the ping is not answered
+/// within [`KEEP_ALIVE_TIMEOUT`], so a peer that vanished does not hold its slot.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one client may hold of the webhook listener.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Beyond this many open connections, new ones wait in the listen backlog, not
+    /// accepted, until one closes.
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub keep_alive_interval: Duration,
+    pub keep_alive_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            keep_alive_interval: KEEP_ALIVE_INTERVAL,
+            keep_alive_timeout: KEEP_ALIVE_TIMEOUT,
+        }
+    }
+}
 
 /// Pause after an accept error that is not about one connection (out of file
 /// descriptors), so the loop does not spin; axum::serve does the same.
@@ -32,47 +72,63 @@ pub enum ServerError {
     Admin(#[source] io::Error),
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` is cancelled, then stops
-/// accepting, lets in-flight requests finish for up to `drain`, and returns.
+/// Serves `app` over TLS on `listener` until shutdown begins, then stops accepting, lets
+/// in-flight requests finish until the drain deadline, and returns.
 ///
 /// Each connection's handshake runs in its own task, so a slow or silent client cannot
-/// hold up the accept loop.
+/// hold up the accept loop; at most `limits.max_connections` such tasks run at once.
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
-    shutdown: CancellationToken,
-    drain: Duration,
+    limits: ConnectionLimits,
+    shutdown: Drain,
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
-    info!(%addr, "webhook listener serving");
+    info!(%addr, max_connections = limits.max_connections, "webhook listener serving");
     let acceptor = TlsAcceptor::from(tls);
     let mut http = auto::Builder::new(TokioExecutor::new());
-    // The timer enables hyper's HTTP/1 header read timeout and h2 keep-alive.
-    http.http1().timer(TokioTimer::new());
-    http.http2().timer(TokioTimer::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    http.http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.keep_alive_interval)
+        .keep_alive_timeout(limits.keep_alive_timeout);
     let graceful = GracefulShutdown::new();
+    // One task per open connection: its length is the number of connections, so the cap
+    // needs no separate counter.
     let mut connections = JoinSet::new();
 
-    loop {
+    let deadline = loop {
+        let room = connections.len() < limits.max_connections;
         tokio::select! {
-            () = shutdown.cancelled() => break,
-            // Reap finished connection tasks so the set does not grow without bound.
+            deadline = shutdown.deadline() => break deadline,
+            // Reap finished connection tasks, which also frees their slots.
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
                 if let Err(error) = joined {
                     warn!(%error, "connection task failed");
                 }
             }
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if room => match accepted {
                 Ok((stream, peer)) => {
                     let conn = serve_connection(
                         stream,
                         acceptor.clone(),
+                        limits.handshake_timeout,
                         http.clone(),
                         app.clone(),
                         graceful.watcher(),
                     );
                     connections.spawn(conn.instrument(info_span!("connection", %peer)));
+                    if connections.len() == limits.max_connections {
+                        // The API server needs a few; this many means a client is misbehaving.
+                        warn!(
+                            %addr,
+                            max_connections = limits.max_connections,
+                            "connection limit reached; new connections wait"
+                        );
+                    }
                 }
                 Err(error) if is_per_connection(&error) => {
                     debug!(%error, "accept failed");
@@ -83,7 +139,7 @@ pub async fn serve_tls(
                 }
             },
         }
-    }
+    };
 
     // Stop accepting: new connections are refused from here on.
     drop(listener);
@@ -92,9 +148,9 @@ pub async fn serve_tls(
         graceful.shutdown().await;
         while connections.join_next().await.is_some() {}
     };
-    match tokio::time::timeout(drain, signal).await {
+    match tokio::time::timeout_at(deadline, signal).await {
         Ok(()) => info!(%addr, "webhook listener stopped"),
-        Err(_) => warn!(%addr, ?drain, "drain deadline passed, closing remaining connections"),
+        Err(_) => warn!(%addr, "drain deadline passed, closing remaining connections"),
     }
     // Dropping the set aborts whatever is still running.
     Ok(())
@@ -103,11 +159,12 @@ pub async fn serve_tls(
 async fn serve_connection(
     stream: TcpStream,
     acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
     http: auto::Builder<TokioExecutor>,
     app: Router,
     watcher: Watcher,
 ) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+    let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) => {
             debug!(%error, "tls handshake failed");

@@ -19,47 +19,8 @@ use crate::namespaces::NamespaceGate;
 use crate::reload::hash::{configmap_hash, secret_hash};
 use crate::reload::keys::{Key, Vocabulary};
 use crate::reload::model::{SourceKind, SourceRef};
+use crate::selector::Selector;
 use crate::worker::queue::{Intent, Operation, Push, Queue};
-
-/// A label requirement from `--resource-label-selector` (Reloader's formats).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LabelRequirement {
-    Equals(String, String),
-    Exists(String),
-}
-
-impl LabelRequirement {
-    /// `key=value`, `key:value`, `key`, `key=*`, `key:*`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let (key, value) = match s.split_once(['=', ':']) {
-            Some((k, v)) => (k.trim(), Some(v.trim())),
-            None => (s, None),
-        };
-        if key.is_empty() {
-            return Err(format!("label selector {s:?} has no key"));
-        }
-        Ok(match value {
-            None | Some("*") => Self::Exists(key.to_owned()),
-            Some(v) => Self::Equals(key.to_owned(), v.to_owned()),
-        })
-    }
-
-    /// The requirement as Kubernetes label-selector syntax.
-    pub fn to_selector(&self) -> String {
-        match self {
-            Self::Equals(k, v) => format!("{k}={v}"),
-            Self::Exists(k) => k.clone(),
-        }
-    }
-
-    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        match self {
-            Self::Equals(k, v) => labels.get(k) == Some(v),
-            Self::Exists(k) => labels.contains_key(k),
-        }
-    }
-}
 
 /// Which writes can matter, from the flags.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +29,7 @@ pub struct SourceFilter {
     /// Empty: every namespace.
     pub namespaces: HashSet<String>,
     pub namespaces_to_ignore: HashSet<String>,
-    pub resource_labels: Vec<LabelRequirement>,
+    pub resource_labels: Selector,
     pub ignored_kinds: HashSet<SourceKind>,
     pub reload_on_create: bool,
     pub reload_on_delete: bool,
@@ -151,7 +112,7 @@ pub fn admit(
     }
     let current = req.object.as_ref().or(req.old_object.as_ref());
     let labels = labels(current);
-    if !filter.resource_labels.iter().all(|r| r.matches(&labels)) {
+    if !filter.resource_labels.matches(&labels) {
         return Admitted::Skip("labels do not match");
     }
     if vocabulary.get(&annotations(current), Key::Ignore) == Some("true") {

@@ -59,10 +59,30 @@ pub fn router(
     metrics: Arc<Metrics>,
     body_limit: usize,
 ) -> Router {
+    router_with_limit(sources, workloads, metrics, body_limit, MAX_IN_FLIGHT)
+}
+
+/// Reviews answered at once, across both endpoints. Each may hold a body of up to the body
+/// limit in memory, so this bounds kreload's memory under a flood (32 × 20 MiB at worst);
+/// more requests wait, and an API server that gives up meets `failurePolicy: Ignore`.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// [`router`] with an explicit in-flight limit.
+pub fn router_with_limit(
+    sources: Arc<dyn Reviewer>,
+    workloads: Arc<dyn Reviewer>,
+    metrics: Arc<Metrics>,
+    body_limit: usize,
+    in_flight: usize,
+) -> Router {
     Router::new()
         .route("/validate/sources", post(validate_sources))
         .route("/mutate/workloads", post(mutate_workloads))
         .layer(DefaultBodyLimit::max(body_limit))
+        // Outermost: the body is read only once a slot is free.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            in_flight.max(1),
+        ))
         .with_state(Routes {
             sources,
             workloads,

@@ -264,3 +264,70 @@ async fn wrong_method_is_a_405_and_unknown_path_a_404() {
     let (status, _) = call(&f.router, "POST", "/validate/pods", CONFIGMAP_UPDATE).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Blocks every review until released, counting how many are inside.
+struct Gate {
+    inside: std::sync::atomic::AtomicUsize,
+    // Permits, not a notification: a release before the review waits is not lost.
+    release: tokio::sync::Semaphore,
+}
+
+impl Reviewer for Gate {
+    fn review(&self, req: AdmissionRequest<DynamicObject>) -> BoxFuture<'_, AdmissionResponse> {
+        Box::pin(async move {
+            self.inside
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Ok(permit) = self.release.acquire().await {
+                permit.forget();
+            }
+            AdmissionResponse::from(&req)
+        })
+    }
+}
+
+#[tokio::test]
+async fn reviews_beyond_the_in_flight_limit_wait_for_a_slot() {
+    let gate = Arc::new(Gate {
+        inside: Default::default(),
+        release: tokio::sync::Semaphore::new(0),
+    });
+    let router = router_with_limit(
+        gate.clone(),
+        gate.clone(),
+        Arc::new(Metrics::new()),
+        DEFAULT_BODY_LIMIT,
+        2,
+    );
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let router = router.clone();
+            tokio::spawn(async move {
+                call(&router, "POST", "/validate/sources", CONFIGMAP_UPDATE).await
+            })
+        })
+        .collect();
+    let inside = || gate.inside.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..100 {
+        if inside() == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(inside(), 2, "two reviews run");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(inside(), 2, "the third waits for a slot");
+    gate.release.add_permits(1);
+    for _ in 0..100 {
+        if inside() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(inside(), 3, "the third gets a slot once one frees");
+    gate.release.add_permits(2);
+    for call in calls {
+        let (status, _) = call.await.expect("join");
+        assert_eq!(status, StatusCode::OK);
+    }
+}

@@ -5,13 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
-};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 use crate::support::{self, Env, eventually, namespace, recorder::Recorder};
@@ -75,41 +71,8 @@ async fn webhook_sees_old_and_new_data(env: std::sync::Arc<Env>) -> Result<()> {
     let ns = namespace(&client, "cp-webhook", &[]).await?;
     let mut recorder = Recorder::start().await?;
     let name = format!("recorder-{ns}");
-    let config = ValidatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            ..Default::default()
-        },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "recorder.kreload.dev".into(),
-            admission_review_versions: vec!["v1".into()],
-            side_effects: "None".into(),
-            failure_policy: Some("Fail".into()),
-            timeout_seconds: Some(5),
-            client_config: WebhookClientConfig {
-                url: Some(format!("https://{}/validate", recorder.addr)),
-                ca_bundle: Some(ByteString(recorder.ca_pem.clone().into_bytes())),
-                service: None,
-            },
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["".into()]),
-                api_versions: Some(vec!["v1".into()]),
-                resources: Some(vec!["configmaps".into()]),
-                operations: Some(vec!["UPDATE".into()]),
-                scope: Some("Namespaced".into()),
-            }]),
-            namespace_selector: Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([(
-                    "kubernetes.io/metadata.name".to_owned(),
-                    ns.clone(),
-                )])),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
-    };
+    recorder.register(&client, &name, &ns, None).await?;
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    configs.create(&PostParams::default(), &config).await?;
 
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let cm = ConfigMap {

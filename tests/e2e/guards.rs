@@ -8,14 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
-};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kreload::reload::model::{SourceKind, SourceRef, WorkloadKind};
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use crate::reload::{env_instance, wait_indexed};
@@ -70,7 +66,9 @@ async fn stored_then_rejected(env: Arc<Env>) -> Result<()> {
     let denier = Recorder::start_answering(false).await?;
     let hook_name = format!("deny-{ns}");
     let bad_only = "has(object.data) && 'k' in object.data && object.data['k'] == 'bad'";
-    register_denier(&client, &hook_name, &denier, &ns, bad_only).await?;
+    denier
+        .register(&client, &hook_name, &ns, Some(bad_only))
+        .await?;
     eventually(
         "the webhook to reject bad data",
         Duration::from_secs(30),
@@ -301,7 +299,9 @@ async fn changes_that_reload_nothing(env: Arc<Env>) -> Result<()> {
     let denier = Recorder::start_answering(false).await?;
     let hook_name = format!("deny-{ns}");
     let only_denied = "object.metadata.name.startsWith('denied')";
-    register_denier(&client, &hook_name, &denier, &ns, only_denied).await?;
+    denier
+        .register(&client, &hook_name, &ns, Some(only_denied))
+        .await?;
     wait_rejecting(&client, &ns, "denied-probe", "the denying webhook").await?;
     update_source(&client, &ns, SourceKind::ConfigMap, "denied", &v2)
         .await
@@ -373,57 +373,5 @@ async fn wait_rejecting(client: &kube::Client, ns: &str, probe: &str, what: &str
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(())
-}
-
-/// Registers `denier` for ConfigMap UPDATEs in `ns` that match the CEL `expression`.
-async fn register_denier(
-    client: &kube::Client,
-    name: &str,
-    denier: &Recorder,
-    ns: &str,
-    expression: &str,
-) -> Result<()> {
-    let config = ValidatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "deny.e2e.kreload.dev".into(),
-            admission_review_versions: vec!["v1".into()],
-            side_effects: "None".into(),
-            failure_policy: Some("Fail".into()),
-            client_config: WebhookClientConfig {
-                url: Some(format!("https://{}/deny", denier.addr)),
-                ca_bundle: Some(ByteString(denier.ca_pem.clone().into_bytes())),
-                service: None,
-            },
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["".into()]),
-                api_versions: Some(vec!["v1".into()]),
-                resources: Some(vec!["configmaps".into()]),
-                operations: Some(vec!["UPDATE".into()]),
-                scope: Some("Namespaced".into()),
-            }]),
-            namespace_selector: Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([(
-                    "kubernetes.io/metadata.name".to_owned(),
-                    ns.to_owned(),
-                )])),
-                ..Default::default()
-            }),
-            match_conditions: Some(vec![
-                k8s_openapi::api::admissionregistration::v1::MatchCondition {
-                    name: "only-denied".into(),
-                    expression: expression.into(),
-                },
-            ]),
-            ..Default::default()
-        }]),
-    };
-    Api::<ValidatingWebhookConfiguration>::all(client.clone())
-        .create(&PostParams::default(), &config)
-        .await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! A minimal TLS webhook endpoint for tests: it answers every AdmissionReview with
 //! `allowed: true` and hands the review it received to the test.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -9,7 +10,14 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MatchCondition, RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration,
+    WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kreload::certs::Ca;
+use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::mpsc;
 
 pub struct Recorder {
@@ -91,5 +99,61 @@ impl Recorder {
             reviews,
             task,
         })
+    }
+}
+
+impl Recorder {
+    /// Registers this endpoint as a validating webhook (failurePolicy Fail) for ConfigMap
+    /// UPDATEs in `namespace`, optionally only for those matching the CEL `condition`.
+    pub async fn register(
+        &self,
+        client: &kube::Client,
+        name: &str,
+        namespace: &str,
+        condition: Option<&str>,
+    ) -> Result<()> {
+        let config = ValidatingWebhookConfiguration {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            webhooks: Some(vec![ValidatingWebhook {
+                name: "recorder.e2e.kreload.dev".into(),
+                admission_review_versions: vec!["v1".into()],
+                side_effects: "None".into(),
+                failure_policy: Some("Fail".into()),
+                timeout_seconds: Some(5),
+                client_config: WebhookClientConfig {
+                    url: Some(format!("https://{}/review", self.addr)),
+                    ca_bundle: Some(ByteString(self.ca_pem.clone().into_bytes())),
+                    service: None,
+                },
+                rules: Some(vec![RuleWithOperations {
+                    api_groups: Some(vec!["".into()]),
+                    api_versions: Some(vec!["v1".into()]),
+                    resources: Some(vec!["configmaps".into()]),
+                    operations: Some(vec!["UPDATE".into()]),
+                    scope: Some("Namespaced".into()),
+                }]),
+                namespace_selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        "kubernetes.io/metadata.name".to_owned(),
+                        namespace.to_owned(),
+                    )])),
+                    ..Default::default()
+                }),
+                match_conditions: condition.map(|expression| {
+                    vec![MatchCondition {
+                        name: "condition".into(),
+                        expression: expression.into(),
+                    }]
+                }),
+                ..Default::default()
+            }]),
+        };
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .create(&PostParams::default(), &config)
+            .await?;
+        Ok(())
     }
 }

@@ -157,10 +157,7 @@ impl ControlPlane {
     /// Starts etcd and kube-apiserver (and kube-controller-manager when asked and present)
     /// and returns once the API server answers `/readyz`.
     pub async fn start(assets: &Assets, opts: &Options) -> Result<Self, Error> {
-        let dir = tempfile::Builder::new()
-            .prefix("kreload-controlplane-")
-            .tempdir()
-            .map_err(Error::TempDir)?;
+        let dir = owned_tempdir(DIR_PREFIX).map_err(Error::TempDir)?;
         let mut cp = Self {
             processes: Vec::new(),
             server: String::new(),
@@ -402,6 +399,48 @@ impl Drop for ControlPlane {
     }
 }
 
+const DIR_PREFIX: &str = "kreload-controlplane-";
+const OWNER_FILE: &str = "owner.pid";
+
+/// A temporary directory named `<prefix>…` that records its owner's pid, after removing
+/// the ones whose owners died without cleaning up (see [`sweep_stale`]).
+pub fn owned_tempdir(prefix: &str) -> io::Result<tempfile::TempDir> {
+    sweep_stale(&std::env::temp_dir(), prefix);
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())?;
+    Ok(dir)
+}
+
+/// Removes `<prefix>…` directories left by processes that died without running their
+/// cleanup (SIGKILL, OOM): their owner pid no longer exists. Their children died with them
+/// (parent-death signal), so nothing uses the files any more.
+fn sweep_stale(tmp: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(prefix));
+        if !is_ours {
+            continue;
+        }
+        let Ok(pid) = fs::read_to_string(path.join(OWNER_FILE)) else {
+            continue; // still being set up, or not ours to judge
+        };
+        let alive = pid
+            .trim()
+            .parse::<u32>()
+            .map(|pid| Path::new("/proc").join(pid.to_string()).exists())
+            .unwrap_or(true);
+        if !alive {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// A client for the kubeconfig at `path` (its current context).
 pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, Error> {
     let kc = Kubeconfig::read_from(path).map_err(|e| Error::Client(Box::new(e)))?;
@@ -421,4 +460,30 @@ fn tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_directories_of_dead_owners_are_swept_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dead = tmp.path().join(format!("{DIR_PREFIX}dead"));
+        let live = tmp.path().join(format!("{DIR_PREFIX}live"));
+        let young = tmp.path().join(format!("{DIR_PREFIX}young"));
+        let other = tmp.path().join("someone-else");
+        for d in [&dead, &live, &young, &other] {
+            fs::create_dir(d).expect("mkdir");
+        }
+        // Pids are below 2^22 on Linux; this one cannot exist.
+        fs::write(dead.join(OWNER_FILE), "4294967295").expect("write");
+        fs::write(live.join(OWNER_FILE), std::process::id().to_string()).expect("write");
+        fs::write(other.join(OWNER_FILE), "4294967295").expect("write");
+        sweep_stale(tmp.path(), DIR_PREFIX);
+        assert!(!dead.exists());
+        assert!(live.exists());
+        assert!(young.exists(), "no owner file yet: left alone");
+        assert!(other.exists(), "not ours");
+    }
 }

@@ -50,7 +50,7 @@ impl Instance {
         flags: &[&str],
         canary_labels: &[(&str, &str)],
     ) -> Result<Instance> {
-        let dir = tempfile::Builder::new().prefix("kreload-e2e-").tempdir()?;
+        let dir = kreload::controlplane::owned_tempdir("kreload-e2e-")?;
         let bundle = kreload::certs::write_serving_bundle(
             dir.path(),
             &["localhost".into()],

@@ -18,8 +18,8 @@ use crate::reload::{env_instance, wait_indexed};
 use crate::support::instance::Instance;
 use crate::support::recorder::Recorder;
 use crate::support::workloads::{
-    self as w, Form, create, create_source, data, expected_hash, generation, get, reload_env,
-    update_source, update_source_with,
+    self as w, Form, configmap, create, create_source, data, expected_hash, generation, get,
+    reload_env, update_source, update_source_with,
 };
 use crate::support::{Env, eventually, namespace, trial};
 
@@ -43,24 +43,8 @@ async fn stored_then_rejected(env: Arc<Env>) -> Result<()> {
     let inst = env_instance(&env).await?;
     let client = env.client.clone();
     let ns = namespace(&client, "stored-rejected", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "probe",
-        &data(&[("k", "0")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "settings", &[("k", "1")]).await?;
+    configmap(&client, &ns, "probe", &[("k", "0")]).await?;
     deployment(&client, &ns, "web", auto(), "settings").await?;
     wait_indexed(&inst, 1).await?;
     let denier = Recorder::start_answering(false).await?;

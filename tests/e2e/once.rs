@@ -15,8 +15,8 @@ use crate::guards::{D, auto, cm, deployment, sentinel};
 use crate::reload::{env_instance, wait_indexed};
 use crate::support::instance::Instance;
 use crate::support::workloads::{
-    self as w, Form, create, create_source, data, expected_hash, generation, get, reload_env,
-    update_source,
+    self as w, Form, configmap, create, create_source, data, expected_hash, generation, get,
+    reload_env, update_source,
 };
 use crate::support::{Env, eventually, namespace, trial};
 
@@ -72,15 +72,7 @@ async fn burst_in_window_rolls_once(env: Arc<Env>) -> Result<()> {
         &[],
     )
     .await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "control",
-        &data(&[("round", "0")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "control", &[("round", "0")]).await?;
     create(
         &client,
         &ns,
@@ -163,15 +155,7 @@ async fn two_replicas_roll_once(env: Arc<Env>) -> Result<()> {
     )
     .await?;
     let ns = namespace(&client, "replicas", &a.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "settings", &[("k", "1")]).await?;
     deployment(&client, &ns, "web", auto(), "settings").await?;
     wait_indexed(&a, 1).await?;
     wait_indexed(&b, 1).await?;
@@ -221,15 +205,7 @@ async fn back_to_same_content(env: Arc<Env>) -> Result<()> {
     let ns = namespace(&client, "same", &inst.labels()).await?;
     let a = data(&[("k", "A")]);
     create_source(&client, &ns, SourceKind::ConfigMap, "flip", &a, &[]).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "control",
-        &data(&[("round", "0")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "control", &[("round", "0")]).await?;
     deployment(&client, &ns, "web", auto(), "flip").await?;
     deployment(&client, &ns, "control", auto(), "control").await?;
     let created = get(&client, &ns, D, "web").await?;
@@ -311,15 +287,7 @@ async fn writes_succeed_while_down(env: Arc<Env>) -> Result<()> {
     )
     .await?;
     let ns = namespace(&client, "down", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "settings", &[("k", "1")]).await?;
     create_source(
         &client,
         &ns,
@@ -380,15 +348,7 @@ async fn reapply_with_replace(env: Arc<Env>) -> Result<()> {
         let inst = env.kreload(profile, flags).await?;
         let client = env.client.clone();
         let ns = namespace(&client, &format!("replace-{profile}"), &inst.labels()).await?;
-        create_source(
-            &client,
-            &ns,
-            SourceKind::ConfigMap,
-            "settings",
-            &data(&[("k", "1")]),
-            &[],
-        )
-        .await?;
+        configmap(&client, &ns, "settings", &[("k", "1")]).await?;
         let manifest = w::workload(
             D,
             "web",
@@ -462,15 +422,7 @@ async fn sigterm_drains(env: Arc<Env>) -> Result<()> {
     let mut inst =
         Instance::start(&client, env.cp.kubeconfig(), "sigterm", "sigterm", &flags).await?;
     let ns = namespace(&client, "sigterm", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "settings", &[("k", "1")]).await?;
     deployment(&client, &ns, "web", auto(), "settings").await?;
     wait_indexed(&inst, 1).await?;
     update_source(

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::reload::wait_indexed;
 use crate::support::instance::Instance;
 use crate::support::workloads::{
-    self as w, Form, create, create_source, data, expected_hash, get, reload_env, update_source,
+    self as w, Form, configmap, create, data, expected_hash, get, reload_env, update_source,
 };
 use crate::support::{Env, eventually, namespace, trial};
 
@@ -133,15 +133,7 @@ async fn changes_join_the_paused_rollout(env: Arc<Env>) -> Result<()> {
     let inst = env.kreload("pause", &["--coalesce-window=1s"]).await?;
     let client = env.client.clone();
     let ns = namespace(&client, "pause", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "settings", &[("k", "1")]).await?;
     let period = 10;
     let auto = |pause: &str| json!({"reloader.stakater.com/auto": "true", PERIOD: pause});
     deployment(&client, &ns, "web", auto(&format!("{period}s"))).await?;
@@ -260,15 +252,7 @@ async fn restarted_kreload_resumes(env: Arc<Env>) -> Result<()> {
     let label = "pause-restart";
     let mut first = Instance::start(&client, env.cp.kubeconfig(), "pause-a", label, &flags).await?;
     let ns = namespace(&client, "pause-restart", &first.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "settings", &[("k", "1")]).await?;
     // kreload's own vocabulary this time.
     let key = "deployment.kreload.dev/paused-at";
     deployment(

@@ -12,8 +12,8 @@ use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 use crate::support::workloads::{
-    self as w, FORMS, Form, KINDS, create, create_source, data, expected_hash, get, last_reloaded,
-    reload_env, update_source,
+    self as w, FORMS, Form, KINDS, configmap, create, create_source, data, expected_hash, get,
+    last_reloaded, reload_env, update_source,
 };
 use crate::support::{Env, eventually, namespace, trial};
 
@@ -191,15 +191,7 @@ async fn real_rollouts_per_kind(env: Arc<Env>) -> Result<()> {
     let inst = env_instance(&env).await?;
     let client = env.client.clone();
     let ns = namespace(&client, "rollouts", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "shared",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "shared", &[("k", "1")]).await?;
     let auto = json!({"reloader.stakater.com/auto": "true"});
     for kind in KINDS {
         let name = kind.api_kind().to_lowercase();
@@ -304,15 +296,7 @@ async fn values_equal_reloaders(env: Arc<Env>) -> Result<()> {
     for (profile, flags) in [("env", ENV_FLAGS), ("annotations", ANNOTATIONS_FLAGS)] {
         let inst = env.kreload(profile, flags).await?;
         let ns = namespace(&client, &format!("compat-{profile}"), &inst.labels()).await?;
-        create_source(
-            &client,
-            &ns,
-            SourceKind::ConfigMap,
-            "my-app.config",
-            &data(&[("mode", "green")]),
-            &[],
-        )
-        .await?;
+        configmap(&client, &ns, "my-app.config", &[("mode", "green")]).await?;
         create_source(
             &client,
             &ns,

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::reload::wait_indexed;
 use crate::support::instance::Instance;
 use crate::support::workloads::{
-    self as w, Form, create, create_source, data, expected_hash, get, reload_env, update_source,
+    self as w, Form, configmap, create, data, expected_hash, get, reload_env, update_source,
 };
 use crate::support::{Env, eventually, namespace, trial};
 
@@ -77,15 +77,7 @@ async fn both_rollout_strategies(env: Arc<Env>) -> Result<()> {
     )
     .await?;
     let ns = namespace(&client, "rollouts", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "settings", &[("k", "1")]).await?;
     let spec = w::pod_spec(Form::EnvFrom, SourceKind::ConfigMap, "settings");
     create(
         &client,

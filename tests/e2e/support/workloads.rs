@@ -246,6 +246,16 @@ pub async fn create_source(
     Ok(())
 }
 
+/// Creates a ConfigMap with these data entries and no annotations.
+pub async fn configmap(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    entries: &[(&str, &str)],
+) -> Result<()> {
+    create_source(client, ns, SourceKind::ConfigMap, name, &data(entries), &[]).await
+}
+
 /// Replaces the data of a ConfigMap or Secret (a merge patch of `data`, with removed keys
 /// set to null).
 pub async fn update_source(

@@ -1,17 +1,18 @@
-# Two stages: build a static-enough release binary, then ship it on a distroless base.
-# Not yet built in CI here (the development machines have no container engine).
+# Two stages: a release build, then the binary on a distroless base (glibc, no shell).
+# The same image can be built without a container engine: hack/image.sh assembles it from
+# scratch with umoci (same user, entrypoint, ports and default command as below).
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
-COPY webhook ./webhook
-# Cargo.toml names the e2e test target; cargo wants its file present.
-COPY tests ./tests
+# The whole workspace (see .dockerignore), so a change to the crate layout needs no edit here.
+COPY . .
 RUN cargo build --release --locked --bin kreload
 
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/kreload /usr/local/bin/kreload
+COPY --from=build /src/target/release/kreload /kreload
 USER 65532:65532
+WORKDIR /
+# 9443: HTTPS admission webhook. 9090: /livez, /readyz, /metrics.
 EXPOSE 9443 9090
-ENTRYPOINT ["/usr/local/bin/kreload"]
-CMD ["serve", "--tls-cert-file=/certs/tls.crt", "--tls-key-file=/certs/tls.key"]
+ENTRYPOINT ["/kreload"]
+# With WORKDIR /, serve's default certificate paths are /certs/tls.crt and /certs/tls.key.
+CMD ["serve"]

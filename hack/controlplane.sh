@@ -12,6 +12,7 @@
 # version; `go build` (not `go install`) is used because `go install pkg@version` refuses
 # modules with replace directives.
 set -euo pipefail
+trap 'rc=$?; log "failed (exit $rc) at line $LINENO: $BASH_COMMAND"' ERR
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mod="$here/controlplane"
@@ -72,12 +73,17 @@ ldflags="-s -w \
 start=$SECONDS
 cd "$mod"
 export GOFLAGS="-mod=readonly${GOFLAGS:+ $GOFLAGS}"
-go build -trimpath -ldflags "$ldflags" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
+go build -trimpath -ldflags "$ldflags" -o "$tmp/etcd" go.etcd.io/etcd/server/v3 \
+  || { log "go build of etcd $etcd_version failed (output above)"; exit 1; }
 for b in kube-apiserver kube-controller-manager kubectl; do
-  go build -trimpath -ldflags "$ldflags" -o "$tmp/$b" "k8s.io/kubernetes/cmd/$b"
+  go build -trimpath -ldflags "$ldflags" -o "$tmp/$b" "k8s.io/kubernetes/cmd/$b" \
+    || { log "go build of $b $k8s_version failed (output above)"; exit 1; }
 done
-"$tmp/kube-apiserver" --version >&2
-"$tmp/etcd" --version | head -1 >&2
+# Read each version whole before printing it: `etcd --version | head -1` under pipefail
+# fails with SIGPIPE (141) whenever head exits first, which threw away whole builds.
+"$tmp/kube-apiserver" --version >&2 || { log "the built kube-apiserver does not run"; exit 1; }
+etcd_says=$("$tmp/etcd" --version) || { log "the built etcd does not run"; exit 1; }
+printf '%s\n' "${etcd_says%%$'\n'*}" >&2
 rm -rf "$dest"
 mv "$tmp" "$dest"
 trap - EXIT

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { current=$*; printf '\n==> %s\n' "$*"; }
+current="start"
+trap 'rc=$?; printf "\nhack/test.sh: step \"%s\" failed (exit %s)\n" "$current" "$rc" >&2' ERR
 
 step "control plane binaries"
 start=$SECONDS
@@ -17,7 +19,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --features e2e --locked -- -D warnings
 
-step "cargo test"
-cargo test --all-targets --locked
+# The e2e feature turns on the end-to-end tests; plain `cargo test` runs the rest.
+step "cargo test (unit, admission server, CLI, end-to-end)"
+cargo test --workspace --all-targets --features e2e --locked

@@ -227,6 +227,8 @@ pub fn write_serving_bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
 
     #[test]
     fn serving_certificate_is_signed_by_the_ca_and_names_the_hosts() {
@@ -237,15 +239,9 @@ mod tests {
                 &["127.0.0.1".parse().expect("ip")],
             )
             .expect("leaf");
-        let der = rustls_pemfile::certs(&mut leaf.cert_pem.as_bytes())
-            .next()
-            .expect("one cert")
-            .expect("pem");
+        let der = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).expect("one cert");
         let (_, parsed) = x509_parser::parse_x509_certificate(&der).expect("x509");
-        let ca_der = rustls_pemfile::certs(&mut ca.cert_pem().as_bytes())
-            .next()
-            .expect("one cert")
-            .expect("pem");
+        let ca_der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).expect("one cert");
         let (_, ca_parsed) = x509_parser::parse_x509_certificate(&ca_der).expect("x509");
         assert_eq!(parsed.issuer(), ca_parsed.subject());
         parsed
@@ -267,10 +263,7 @@ mod tests {
         let client = ca
             .issue_client("admin", &["system:masters"])
             .expect("client");
-        let der = rustls_pemfile::certs(&mut client.cert_pem.as_bytes())
-            .next()
-            .expect("one cert")
-            .expect("pem");
+        let der = CertificateDer::from_pem_slice(client.cert_pem.as_bytes()).expect("one cert");
         let (_, parsed) = x509_parser::parse_x509_certificate(&der).expect("x509");
         let subject = parsed.subject().to_string();
         assert!(subject.contains("CN=admin"), "{subject}");

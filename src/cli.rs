@@ -1,4 +1,4 @@
-//! Command line: `kreload serve`, `kreload certs`, `kreload demo`. Every flag of `serve`
+//! Command line: `kreload serve` and `kreload certs`. Every flag of `serve`
 //! also reads an environment variable (`KRELOAD_<FLAG>`), so a Helm chart can set either.
 
 use std::net::{IpAddr, SocketAddr};
@@ -26,8 +26,6 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Write a local CA and a serving certificate (for running outside a cluster).
     Certs(CertsArgs),
-    /// Start a local control plane, run kreload against it and show a reload.
-    Demo(DemoArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -135,19 +133,6 @@ pub struct CertsArgs {
     /// IP addresses of the serving certificate (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
     pub ips: Vec<IpAddr>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
-    /// Directory with etcd, kube-apiserver, kube-controller-manager and kubectl
-    /// (what hack/controlplane.sh prints).
-    #[arg(long, env = "KUBEBUILDER_ASSETS")]
-    pub assets: PathBuf,
-    /// Stop right after showing the reload instead of running until Ctrl-C.
-    #[arg(long, default_value_t = false)]
-    pub exit: bool,
-    #[command(flatten)]
-    pub log: LogArgs,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -1,88 +1,46 @@
-//! Wiring: `kreload serve` builds the index, the queue, the worker and the servers from
-//! the flags and runs them until shutdown.
+//! Wiring: `kreload serve` builds the index, the queue, the worker, the loops and the
+//! servers from the [`Config`] and runs them until shutdown.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::api::DynamicObject;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::sources::{SourceFilter, SourcesReviewer};
+use crate::admission::sources::SourcesReviewer;
 use crate::admission::workloads::WorkloadsReviewer;
-use crate::admission::{self, CertResolver, ConnectionLimits, Readiness};
-use crate::cli::{LogArgs, LogFormat, ServeArgs};
-use crate::index::{self, SharedIndex, Workload};
+use crate::cli::{CertsArgs, ServeArgs};
+use crate::config::Config;
+use crate::index::SharedIndex;
+use crate::kube::events::Events;
+use crate::kube::index::{Templated, Workload, watch_kind};
+use crate::kube::workloads::api_resource;
+use crate::loops::resumer::Resumer;
 use crate::metrics::Metrics;
-use crate::namespaces::NamespaceGate;
-use crate::reload::keys::Vocabulary;
+use crate::queue::Queue;
 use crate::reload::model::WorkloadKind;
 use crate::reload::rules::RuleOptions;
-use crate::selector::Selector;
-use crate::shutdown::Drain;
+use crate::server::shutdown::Drain;
+use crate::server::{self, CertResolver, Readiness};
 use crate::worker::Worker;
-use crate::worker::apply::Settings;
-use crate::worker::apply::api_resource;
-use crate::worker::queue::Queue;
 
-/// Sets up tracing from the log flags (text or JSON, level or filter).
-pub fn init_tracing(log: &LogArgs) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&log.log_level)
-        .with_context(|| format!("invalid --log-level {:?}", log.log_level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match log.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-    // A second init (the demo runs serve in-process) keeps the first subscriber.
-    let _ = result;
-    Ok(())
-}
-
-fn selector(values: &[String], flag: &str) -> Result<Selector> {
-    Selector::parse(values).with_context(|| format!("invalid --{flag}"))
-}
-
-/// The filter of admitted writes, from the flags.
-pub fn source_filter(args: &ServeArgs) -> Result<SourceFilter> {
-    let resource_labels = selector(&args.resource_label_selector, "resource-label-selector")?;
-    let namespace_labels = selector(&args.namespace_selector, "namespace-selector")?;
-    let namespace_gate = NamespaceGate::new(
-        (!namespace_labels.is_empty()).then(|| namespace_labels.to_kubernetes()),
+/// `kreload certs`: a CA and a serving certificate for local use.
+pub fn certs(args: &CertsArgs) -> Result<()> {
+    let paths = crate::certs::write_serving_bundle(&args.dir, &args.dns_names, &args.ips)?;
+    println!("wrote {}", paths.ca_cert.display());
+    println!("wrote {}", paths.ca_key.display());
+    println!(
+        "wrote {} (for {:?} {:?})",
+        paths.cert.display(),
+        args.dns_names,
+        args.ips
     );
-    let set = |v: &[String]| -> HashSet<String> {
-        v.iter()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
-    };
-    Ok(SourceFilter {
-        own_namespace: args.own_namespace.clone().filter(|s| !s.is_empty()),
-        namespaces: set(&args.namespaces),
-        namespaces_to_ignore: set(&args.namespaces_to_ignore),
-        resource_labels,
-        ignored_kinds: args.resources_to_ignore.iter().copied().collect(),
-        reload_on_create: args.reload_on_create,
-        reload_on_delete: args.reload_on_delete,
-        namespace_gate,
-    })
-}
-
-async fn client(args: &ServeArgs) -> Result<Client> {
-    match &args.kubeconfig {
-        Some(path) => Ok(crate::controlplane::client_from_kubeconfig(path).await?),
-        None => Client::try_default()
-            .await
-            .context("no Kubernetes configuration (in-cluster or KUBECONFIG)"),
-    }
+    println!("wrote {}", paths.key.display());
+    Ok(())
 }
 
 /// The workload watches that feed the index, and their synced flags.
@@ -110,13 +68,13 @@ impl Watches {
         }
     }
 
-    fn spawn<K: index::Templated>(&mut self, kind: WorkloadKind, apis: Vec<Api<K>>)
+    fn spawn<K: Templated>(&mut self, kind: WorkloadKind, apis: Vec<Api<K>>)
     where
         K::DynamicType: Clone + Eq + std::hash::Hash,
     {
         for api in apis {
             let (tx, rx) = watch::channel(false);
-            self.tasks.spawn(index::watch_kind(
+            self.tasks.spawn(watch_kind(
                 api,
                 kind,
                 self.rules.clone(),
@@ -162,6 +120,61 @@ impl Watches {
     }
 }
 
+/// Starts the workload watches (and the namespace gate's) and marks the index synced once
+/// every one of them has listed.
+async fn start_watches(
+    client: &Client,
+    config: &Config,
+    rules: &Arc<RuleOptions>,
+    index: &SharedIndex,
+    metrics: &Arc<Metrics>,
+    readiness: &Readiness,
+) -> tokio::task::JoinSet<()> {
+    let mut watches = Watches {
+        client: client.clone(),
+        namespaces: config.scope.namespaces.iter().cloned().collect(),
+        rules: rules.clone(),
+        index: index.clone(),
+        metrics: metrics.clone(),
+        tasks: tokio::task::JoinSet::new(),
+        synced: Vec::new(),
+    };
+    for kind in WorkloadKind::ALL {
+        if rules.ignored_workload_kinds.contains(&kind) {
+            continue;
+        }
+        match kind {
+            WorkloadKind::Deployment => watches.typed::<Deployment>(),
+            WorkloadKind::StatefulSet => watches.typed::<StatefulSet>(),
+            WorkloadKind::DaemonSet => watches.typed::<DaemonSet>(),
+            WorkloadKind::CronJob => watches.typed::<CronJob>(),
+            WorkloadKind::Job => watches.typed::<Job>(),
+            WorkloadKind::Rollout => watches.rollouts().await,
+        }
+    }
+    let Watches {
+        mut tasks,
+        mut synced,
+        ..
+    } = watches;
+    let (tx, rx) = watch::channel(false);
+    let gate = config.scope.namespace_gate.clone();
+    tasks.spawn(crate::kube::namespaces::watch(gate, client.clone(), tx));
+    synced.push(rx);
+    let readiness = readiness.clone();
+    let index = index.clone();
+    tokio::spawn(async move {
+        for mut rx in synced {
+            if rx.wait_for(|done| *done).await.is_err() {
+                return;
+            }
+        }
+        tracing::info!(workloads = index.read(|i| i.len()), "workload index synced");
+        readiness.set_index_synced();
+    });
+    tasks
+}
+
 /// Not ready from the moment shutdown begins, so endpoints stop sending admissions to this
 /// replica while it drains, rather than once the listener has closed.
 fn withdraw_on_shutdown(readiness: Readiness, drain: Drain) -> tokio::task::JoinHandle<()> {
@@ -194,98 +207,25 @@ async fn drain_in_order<E>(
     served
 }
 
-/// Runs kreload until `shutdown` is cancelled (or a signal arrives when `shutdown` is the
-/// token from [`crate::shutdown::signals`]).
+/// Runs `kreload serve` until `shutdown` is cancelled (or a signal arrives when `shutdown`
+/// is the token from [`crate::server::shutdown::signals`]).
 pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
-    // Local inputs first, so a bad flag or file fails before any cluster call.
-    let filter = source_filter(&args)?;
-    let resolver = CertResolver::new(args.tls_cert_file.clone(), args.tls_key_file.clone())
-        .context("loading the serving certificate")?;
-    let tls = Arc::new(admission::server_config(resolver)?);
-    let client = client(&args).await?;
-    let vocabulary = Vocabulary::new(args.compat_reloader);
-    let rules = Arc::new(RuleOptions {
-        vocabulary: vocabulary.clone(),
-        auto_reload_all: args.auto_reload_all,
-        ignored_workload_kinds: args.ignored_workload_types.iter().copied().collect(),
-    });
-    let metrics = Arc::new(Metrics::new());
-    let readiness = Readiness::new();
-    let drain = Drain::new(shutdown, args.shutdown_grace);
-    withdraw_on_shutdown(readiness.clone(), drain.clone());
-    let index = SharedIndex::default();
-    let queue = Arc::new(Queue::new(args.queue_capacity, args.coalesce_window));
+    let config = Config::from_args(&args, std::env::var("POD_NAME").ok())?;
+    run(config, shutdown).await
+}
 
-    // Workload watches feed the index; the index is ready once every watch listed.
-    let mut watches = Watches {
-        client: client.clone(),
-        namespaces: filter.namespaces.iter().cloned().collect(),
-        rules: rules.clone(),
-        index: index.clone(),
-        metrics: metrics.clone(),
-        tasks: tokio::task::JoinSet::new(),
-        synced: Vec::new(),
-    };
-    for kind in WorkloadKind::ALL {
-        if rules.ignored_workload_kinds.contains(&kind) {
-            continue;
-        }
-        match kind {
-            WorkloadKind::Deployment => watches.typed::<Deployment>(),
-            WorkloadKind::StatefulSet => watches.typed::<StatefulSet>(),
-            WorkloadKind::DaemonSet => watches.typed::<DaemonSet>(),
-            WorkloadKind::CronJob => watches.typed::<CronJob>(),
-            WorkloadKind::Job => watches.typed::<Job>(),
-            WorkloadKind::Rollout => watches.rollouts().await,
-        }
-    }
-    let Watches {
-        tasks: mut watches,
-        mut synced,
-        ..
-    } = watches;
-    {
-        let (tx, rx) = watch::channel(false);
-        watches.spawn(filter.namespace_gate.clone().watch(client.clone(), tx));
-        synced.push(rx);
-    }
-    {
-        let readiness = readiness.clone();
-        let index = index.clone();
-        tokio::spawn(async move {
-            for mut rx in synced {
-                if rx.wait_for(|done| *done).await.is_err() {
-                    return;
-                }
-            }
-            tracing::info!(workloads = index.read(|i| i.len()), "workload index synced");
-            readiness.set_index_synced();
-        });
-    }
-
-    let reporter = Reporter {
-        controller: "kreload".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let worker = Worker {
-        client: client.clone(),
-        queue: queue.clone(),
-        index: index.clone(),
-        rules: rules.clone(),
-        settings: Settings {
-            strategy: args.reload_strategy,
-            vocabulary: vocabulary.clone(),
-        },
-        metrics: metrics.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
-        confirm_patience: Duration::from_secs(3),
-        scope: filter.clone(),
-    };
-    let worker = tokio::spawn(worker.run());
-
+/// What the listeners serve: the two reviewers behind the admission router.
+fn admission_app(
+    config: &Config,
+    client: &Client,
+    rules: &Arc<RuleOptions>,
+    index: &SharedIndex,
+    queue: &Arc<Queue>,
+    metrics: &Arc<Metrics>,
+) -> axum::Router {
     let sources = Arc::new(SourcesReviewer {
-        filter: filter.clone(),
-        vocabulary,
+        filter: config.scope.clone(),
+        vocabulary: rules.vocabulary.clone(),
         index: index.clone(),
         queue: queue.clone(),
         metrics: metrics.clone(),
@@ -293,46 +233,83 @@ pub async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<()> {
     let workloads = Arc::new(WorkloadsReviewer {
         client: client.clone(),
         rules: rules.clone(),
-        filter,
-        read_budget: Duration::from_secs(2),
+        scope: config.scope.clone(),
+        read_budget: config.tunables.read_budget,
     });
-    let app = admission::router(
+    crate::admission::router(
         sources,
         workloads,
         metrics.clone(),
-        admission::DEFAULT_BODY_LIMIT,
-    );
+        config.tunables.body_limit,
+    )
+}
 
-    let listener = tokio::net::TcpListener::bind(args.listen_address)
+/// Runs kreload with `config` until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    // Local inputs first, so a bad file fails before any cluster call.
+    let resolver = CertResolver::new(config.tls_cert_file.clone(), config.tls_key_file.clone())
+        .context("loading the serving certificate")?;
+    let tls = Arc::new(server::server_config(resolver)?);
+    let client = crate::kube::client::connect(config.kubeconfig.as_deref()).await?;
+    let rules = Arc::new(config.rules.clone());
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Readiness::new();
+    let drain = Drain::new(shutdown, config.shutdown_grace);
+    withdraw_on_shutdown(readiness.clone(), drain.clone());
+    let index = SharedIndex::default();
+    let queue = Arc::new(Queue::new(config.queue_capacity, config.coalesce_window));
+    let mut watches = start_watches(&client, &config, &rules, &index, &metrics, &readiness).await;
+
+    let events = Events::new(client.clone(), config.instance.clone());
+    let resumer = Resumer::new(client.clone(), rules.vocabulary.clone(), events.clone());
+    let scan = tokio::spawn(resumer.clone().scan(index.clone(), config.scope.clone()));
+    let worker = Worker {
+        client: client.clone(),
+        queue: queue.clone(),
+        index: index.clone(),
+        rules: rules.clone(),
+        strategy: config.strategy,
+        metrics: metrics.clone(),
+        events,
+        resumer: resumer.clone(),
+        confirm_patience: config.tunables.confirm_patience,
+        concurrency: config.tunables.worker_concurrency,
+    };
+    let worker = tokio::spawn(worker.run());
+    let app = admission_app(&config, &client, &rules, &index, &queue, &metrics);
+
+    let listener = tokio::net::TcpListener::bind(config.listen_address)
         .await
-        .with_context(|| format!("binding {}", args.listen_address))?;
-    let admin_listener = tokio::net::TcpListener::bind(args.admin_address)
+        .with_context(|| format!("binding {}", config.listen_address))?;
+    let admin_listener = tokio::net::TcpListener::bind(config.admin_address)
         .await
-        .with_context(|| format!("binding {}", args.admin_address))?;
+        .with_context(|| format!("binding {}", config.admin_address))?;
     tracing::info!(
         listen = %listener.local_addr()?,
         admin = %admin_listener.local_addr()?,
-        strategy = %args.reload_strategy,
-        coalesce_window = ?args.coalesce_window,
+        strategy = %config.strategy,
+        coalesce_window = ?config.coalesce_window,
         "serving"
     );
     readiness.set_tls_bound();
-    let admin_app = admission::admin_router(readiness.clone(), metrics.clone());
+    let admin_app = server::admin_router(readiness.clone(), metrics.clone());
     let admin_token = CancellationToken::new();
-    let admin = tokio::spawn(admission::serve_plain(
+    let admin = tokio::spawn(server::serve_plain(
         admin_listener,
         admin_app,
         admin_token.clone(),
     ));
 
-    let served = admission::serve_tls(
+    let served = server::serve_tls(
         listener,
         tls,
         app,
-        ConnectionLimits::default(),
+        config.tunables.connections,
         drain.clone(),
     );
     let served = drain_in_order(served, worker, &queue, &drain).await;
+    scan.abort();
+    resumer.stop();
     watches.abort_all();
     admin_token.cancel();
     let _ = admin.await;

@@ -1,6 +1,7 @@
 //! The `kreload` binary's command line: `certs` writes usable files, and bad input fails
 //! with a message that names the problem.
 
+use rustls::pki_types::pem::PemObject as _;
 use std::process::Command;
 
 fn kreload(args: &[&str]) -> std::process::Output {
@@ -38,10 +39,7 @@ fn certs_writes_a_ca_and_a_serving_certificate_for_the_given_names() {
         .mode();
     assert_eq!(mode & 0o077, 0, "private key readable by others: {mode:o}");
     let pem = std::fs::read(dir.path().join("tls.crt")).expect("cert");
-    let der = rustls_pemfile::certs(&mut pem.as_slice())
-        .next()
-        .expect("a cert")
-        .expect("pem");
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).expect("a cert");
     let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("x509");
     let sans = format!(
         "{:?}",

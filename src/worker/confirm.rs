@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::{Api, Client};
+use kube::Client;
 
-use super::queue::Intent;
+use crate::kube::retry::error_chain;
+use crate::kube::sources::{self, Error};
+use crate::queue::Intent;
 use crate::reload::hash::{configmap_hash_of, secret_hash_of};
 use crate::reload::model::SourceKind;
 
@@ -27,50 +29,6 @@ pub enum Outcome {
     /// The live content never became the admitted one (rejected after admission) or has
     /// moved on to content this worker has not been told about.
     NotPersisted,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("reading {kind}/{name} in {namespace}")]
-    Read {
-        kind: &'static str,
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-/// The live state of a source: `None` when it does not exist.
-async fn live(
-    client: &Client,
-    namespace: &str,
-    kind: SourceKind,
-    name: &str,
-) -> Result<Option<(String, BTreeMap<String, String>)>, Error> {
-    let read_err = |source| Error::Read {
-        kind: kind.as_str(),
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        source,
-    };
-    // One object at a time, keeping only its hash and annotations.
-    match kind {
-        SourceKind::ConfigMap => {
-            let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-            Ok(api.get_opt(name).await.map_err(read_err)?.map(|cm| {
-                let hash = configmap_hash_of(&cm);
-                (hash, cm.metadata.annotations.unwrap_or_default())
-            }))
-        }
-        SourceKind::Secret => {
-            let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-            Ok(api.get_opt(name).await.map_err(read_err)?.map(|s| {
-                let hash = secret_hash_of(&s);
-                (hash, s.metadata.annotations.unwrap_or_default())
-            }))
-        }
-    }
 }
 
 /// What one read of the live object says about an intent.
@@ -132,24 +90,18 @@ pub async fn confirm(
     let mut delay = Duration::from_millis(50);
     loop {
         let last = tokio::time::Instant::now() + delay > deadline;
-        let read = live(
-            client,
-            &intent.namespace,
-            intent.source.kind,
-            &intent.source.name,
-        )
-        .await;
+        let read = sources::read(client, &intent.namespace, &intent.source).await;
         let state = match read {
             Ok(state) => state,
             Err(error) if last => return Err(error),
             Err(error) => {
-                tracing::debug!(error = %crate::worker::error_chain(&error), "read failed; retrying");
+                tracing::debug!(error = %error_chain(&error), "read failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
                 continue;
             }
         };
-        let live_hash = state.as_ref().map(|(h, _)| h.as_str());
+        let live_hash = state.as_ref().map(|live| live.hash.as_str());
         match judge(intent, live_hash, last) {
             Verdict::Act { hash, deleted } => {
                 let hash = if deleted {
@@ -160,7 +112,7 @@ pub async fn confirm(
                 } else {
                     hash
                 };
-                let annotations = state.map(|(_, a)| a).unwrap_or_default();
+                let annotations = state.map(|live| live.annotations).unwrap_or_default();
                 return Ok(Outcome::Persisted {
                     hash,
                     annotations,
@@ -179,8 +131,8 @@ pub async fn confirm(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::Operation;
     use crate::reload::model::SourceRef;
-    use crate::worker::queue::Operation;
 
     fn intent(hash: Option<&str>, base: Option<&str>) -> Intent {
         Intent {

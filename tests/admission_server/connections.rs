@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
-use kreload::admission::ConnectionLimits;
 use kreload::certs::Ca;
+use kreload::server::ConnectionLimits;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::support::*;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use hyper::{Request, StatusCode};
-use kreload::admission::CertResolver;
 use kreload::certs::Ca;
+use kreload::server::CertResolver;
 use rustls::ProtocolVersion;
 use tokio::net::TcpStream;
 

@@ -16,12 +16,11 @@ use futures::future::BoxFuture;
 use http_body_util::BodyExt;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use kreload::admission::{
-    CertResolver, ConnectionLimits, DEFAULT_BODY_LIMIT, Reviewer, router, serve_tls, server_config,
-};
+use kreload::admission::{DEFAULT_BODY_LIMIT, Reviewer, router};
 use kreload::certs::{Ca, CertPair};
 use kreload::metrics::Metrics;
-use kreload::shutdown::Drain;
+use kreload::server::shutdown::Drain;
+use kreload::server::{CertResolver, ConnectionLimits, serve_tls, server_config};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use rustls::pki_types::pem::PemObject;
@@ -127,7 +126,7 @@ impl Projected {
 pub struct Server {
     pub addr: SocketAddr,
     pub shutdown: CancellationToken,
-    pub task: JoinHandle<Result<(), kreload::admission::ServerError>>,
+    pub task: JoinHandle<Result<(), kreload::server::ServerError>>,
 }
 
 pub async fn start(resolver: Arc<CertResolver>, app: Router, grace: Duration) -> Server {

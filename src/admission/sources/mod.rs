@@ -3,7 +3,7 @@
 //! is always "allowed": kreload never blocks a write because it is slow, full or broken.
 //! No ConfigMap or Secret data outlives the request.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::ByteString;
@@ -15,37 +15,11 @@ use futures::future::BoxFuture;
 use super::review::Reviewer;
 use crate::index::SharedIndex;
 use crate::metrics::{DropReason, Metrics};
-use crate::namespaces::NamespaceGate;
+use crate::queue::{Intent, Operation, Push, Queue};
 use crate::reload::hash::{configmap_hash, secret_hash};
 use crate::reload::keys::{Key, Vocabulary};
 use crate::reload::model::{SourceKind, SourceRef};
-use crate::selector::Selector;
-use crate::worker::queue::{Intent, Operation, Push, Queue};
-
-/// Which writes can matter, from the flags.
-#[derive(Debug, Clone, Default)]
-pub struct SourceFilter {
-    pub own_namespace: Option<String>,
-    /// Empty: every namespace.
-    pub namespaces: HashSet<String>,
-    pub namespaces_to_ignore: HashSet<String>,
-    pub resource_labels: Selector,
-    pub ignored_kinds: HashSet<SourceKind>,
-    pub reload_on_create: bool,
-    pub reload_on_delete: bool,
-    /// `--namespace-selector`.
-    pub namespace_gate: NamespaceGate,
-}
-
-impl SourceFilter {
-    /// Whether kreload acts in `namespace` at all.
-    pub fn namespace_allowed(&self, namespace: &str) -> bool {
-        self.own_namespace.as_deref() != Some(namespace)
-            && !self.namespaces_to_ignore.contains(namespace)
-            && (self.namespaces.is_empty() || self.namespaces.contains(namespace))
-            && self.namespace_gate.allows(namespace)
-    }
-}
+use crate::scope::Scope;
 
 /// The decision for one admitted write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +64,7 @@ pub fn content_hash(kind: SourceKind, obj: &DynamicObject) -> Option<String> {
 /// Pure decision: does this write need the worker? `has_candidates` says whether any
 /// opted-in workload lives in the namespace.
 pub fn admit(
-    filter: &SourceFilter,
+    filter: &Scope,
     vocabulary: &Vocabulary,
     req: &AdmissionRequest<DynamicObject>,
     has_candidates: impl Fn(&str) -> bool,
@@ -158,7 +132,7 @@ pub fn admit(
 
 /// The admission endpoint's shell around [`admit`].
 pub struct SourcesReviewer {
-    pub filter: SourceFilter,
+    pub filter: Scope,
     pub vocabulary: Vocabulary,
     pub index: SharedIndex,
     pub queue: Arc<Queue>,

@@ -15,7 +15,7 @@ fn request(edit: impl FnOnce(&mut Value)) -> AdmissionRequest<DynamicObject> {
     review.try_into().expect("request")
 }
 
-fn admit_with(filter: &SourceFilter, req: &AdmissionRequest<DynamicObject>) -> Admitted {
+fn admit_with(filter: &Scope, req: &AdmissionRequest<DynamicObject>) -> Admitted {
     admit(filter, &Vocabulary::new(true), req, |_| true)
 }
 
@@ -28,7 +28,7 @@ fn enqueued(a: Admitted) -> Intent {
 
 #[test]
 fn a_data_change_enqueues_the_new_hash_and_the_old_one_as_base() {
-    let intent = enqueued(admit_with(&SourceFilter::default(), &request(|_| {})));
+    let intent = enqueued(admit_with(&Scope::default(), &request(|_| {})));
     let hash = |level: &str| {
         let data = BTreeMap::from([
             ("feature.flags".to_owned(), "a,b".to_owned()),
@@ -45,8 +45,8 @@ fn a_data_change_enqueues_the_new_hash_and_the_old_one_as_base() {
 
 #[test]
 fn writes_that_cannot_reload_anything_are_skipped() {
-    let none = SourceFilter::default();
-    let cases: Vec<(&str, SourceFilter, AdmissionRequest<DynamicObject>)> = vec![
+    let none = Scope::default();
+    let cases: Vec<(&str, Scope, AdmissionRequest<DynamicObject>)> = vec![
         (
             "content unchanged",
             none.clone(),
@@ -71,7 +71,7 @@ fn writes_that_cannot_reload_anything_are_skipped() {
         ),
         (
             "namespace not watched",
-            SourceFilter {
+            Scope {
                 own_namespace: Some("shop".into()),
                 ..none.clone()
             },
@@ -79,7 +79,7 @@ fn writes_that_cannot_reload_anything_are_skipped() {
         ),
         (
             "namespace not watched",
-            SourceFilter {
+            Scope {
                 namespaces_to_ignore: ["shop".to_owned()].into(),
                 ..none.clone()
             },
@@ -87,7 +87,7 @@ fn writes_that_cannot_reload_anything_are_skipped() {
         ),
         (
             "namespace not watched",
-            SourceFilter {
+            Scope {
                 namespaces: ["other".to_owned()].into(),
                 ..none.clone()
             },
@@ -95,7 +95,7 @@ fn writes_that_cannot_reload_anything_are_skipped() {
         ),
         (
             "kind ignored",
-            SourceFilter {
+            Scope {
                 ignored_kinds: [SourceKind::ConfigMap].into(),
                 ..none.clone()
             },
@@ -109,6 +109,11 @@ fn writes_that_cannot_reload_anything_are_skipped() {
             "{reason}"
         );
     }
+}
+
+#[test]
+fn no_candidates_or_an_ignore_annotation_skip_the_write() {
+    let none = Scope::default();
     // Nothing opted in lives in the namespace.
     let req = request(|_| {});
     assert_eq!(
@@ -132,7 +137,7 @@ fn create_and_delete_count_only_when_asked() {
         r["operation"] = json!("CREATE");
         r["oldObject"] = Value::Null;
     });
-    let on = SourceFilter {
+    let on = Scope {
         reload_on_create: true,
         reload_on_delete: true,
         ..Default::default()
@@ -146,7 +151,7 @@ fn create_and_delete_count_only_when_asked() {
         r["object"] = Value::Null;
     });
     assert_eq!(
-        admit_with(&SourceFilter::default(), &delete),
+        admit_with(&Scope::default(), &delete),
         Admitted::Skip("operation not watched")
     );
     let intent = enqueued(admit_with(&on, &delete));
@@ -169,7 +174,7 @@ fn secrets_hash_their_decoded_bytes() {
         r["object"]["data"] = json!({"password": "czNjcjN0"}); // "s3cr3t"
         r["oldObject"]["data"] = json!({"password": "b2xk"}); // "old"
     });
-    let intent = enqueued(admit_with(&SourceFilter::default(), &req));
+    let intent = enqueued(admit_with(&Scope::default(), &req));
     assert_eq!(intent.source.kind, SourceKind::Secret);
     // sha1("password=s3cr3t"), computed with: python3 -c "import hashlib;
     // print(hashlib.sha1(b'password=s3cr3t').hexdigest())"

@@ -85,7 +85,8 @@ pub fn template_path(kind: WorkloadKind) -> &'static str {
     }
 }
 
-fn template_tokens(kind: WorkloadKind) -> &'static [&'static str] {
+/// [`template_path`] as pointer tokens.
+pub fn template_tokens(kind: WorkloadKind) -> &'static [&'static str] {
     match kind {
         WorkloadKind::CronJob => &["spec", "jobTemplate", "spec", "template"],
         _ => &["spec", "template"],
@@ -132,12 +133,12 @@ pub fn plan(t: &Target, c: &Change) -> Plan {
     Plan::Patch(Patch(vec![
         test_resource_version(t.resource_version),
         op,
-        observed_op(t.annotations, &observed),
+        observed_op(t.annotations, &observed.render()),
     ]))
 }
 
 /// A patch that records `observed` in the workload metadata without touching the template
-/// (no rollout): the baseline the resync of DESIGN §2 will write for workloads that have
+/// (no rollout): the baseline the resync (docs/architecture.md) will write for workloads that have
 /// none (not wired up yet). `None` when the record already says exactly this.
 pub fn record_observed(
     resource_version: &str,
@@ -150,15 +151,15 @@ pub fn record_observed(
     }
     Some(Patch(vec![
         test_resource_version(resource_version),
-        observed_op(annotations, observed),
+        observed_op(annotations, &rendered),
     ]))
 }
 
-/// The operation that sets `kreload.dev/observed` (no resourceVersion test, e.g. for an
-/// admission response, which patches the incoming object). `annotations` must be the
-/// object's full map, as for [`Target::annotations`].
-pub fn observed_op(annotations: &BTreeMap<String, String>, observed: &Observed) -> PatchOperation {
-    let value = observed.render();
+/// The operation that sets `kreload.dev/observed` to `value` (a rendered [`Observed`]; no
+/// resourceVersion test, e.g. for an admission response, which patches the incoming object).
+/// `annotations` must be the object's full map, as for [`Target::annotations`].
+pub fn observed_op(annotations: &BTreeMap<String, String>, value: &str) -> PatchOperation {
+    let value = value.to_owned();
     if annotations.is_empty() {
         // Absent (or empty) map: add it whole; `add` on a missing member would fail.
         add(&["metadata", "annotations"], json!({ OBSERVED: value }))

@@ -92,24 +92,21 @@ fn kreload_period_wins_and_a_stale_paused_at_elsewhere_is_removed() {
     assert!(a.get(PAUSED_AT).is_none());
 }
 
-#[test]
-fn reloads_that_do_not_pause() {
-    let vocabulary = Vocabulary::default();
-    let strict = Vocabulary::new(false);
-    let now = t(NOW);
-    type Case<'a> = (
-        &'a str,
-        WorkloadKind,
-        &'a Vocabulary,
-        BTreeMap<String, String>,
-        bool,
-        OnReload,
-    );
-    let cases: Vec<Case> = vec![
+type Case<'a> = (
+    &'a str,
+    WorkloadKind,
+    &'a Vocabulary,
+    BTreeMap<String, String>,
+    bool,
+    OnReload,
+);
+
+fn cases_without_a_pause<'a>(vocabulary: &'a Vocabulary, strict: &'a Vocabulary) -> Vec<Case<'a>> {
+    vec![
         (
             "no period",
             WorkloadKind::Deployment,
-            &vocabulary,
+            vocabulary,
             map(&[("x", "y")]),
             false,
             OnReload::NoPause,
@@ -117,7 +114,7 @@ fn reloads_that_do_not_pause() {
         (
             "not a deployment",
             WorkloadKind::StatefulSet,
-            &vocabulary,
+            vocabulary,
             map(&[(PERIOD, "5m")]),
             false,
             OnReload::NoPause,
@@ -125,7 +122,7 @@ fn reloads_that_do_not_pause() {
         (
             "reloader key without compat",
             WorkloadKind::Deployment,
-            &strict,
+            strict,
             map(&[(PERIOD, "5m")]),
             false,
             OnReload::NoPause,
@@ -133,7 +130,7 @@ fn reloads_that_do_not_pause() {
         (
             "invalid period",
             WorkloadKind::Deployment,
-            &vocabulary,
+            vocabulary,
             map(&[(PERIOD, "5 minutes")]),
             false,
             OnReload::InvalidPeriod(DurationError::UnknownUnit {
@@ -144,7 +141,7 @@ fn reloads_that_do_not_pause() {
         (
             "zero period",
             WorkloadKind::Deployment,
-            &vocabulary,
+            vocabulary,
             map(&[(PERIOD, "0s")]),
             false,
             OnReload::InvalidPeriod(DurationError::NotPositive("0s".into())),
@@ -152,7 +149,7 @@ fn reloads_that_do_not_pause() {
         (
             "paused by hand",
             WorkloadKind::Deployment,
-            &vocabulary,
+            vocabulary,
             map(&[(PERIOD, "5m")]),
             true,
             OnReload::PausedByOthers,
@@ -161,12 +158,20 @@ fn reloads_that_do_not_pause() {
             // Without compat the Reloader paused-at is not kreload's to manage.
             "paused under a disabled prefix",
             WorkloadKind::Deployment,
-            &strict,
+            strict,
             map(&[(K_PERIOD, "5m"), (PAUSED_AT, "2025-03-01T11:59:00Z")]),
             true,
             OnReload::PausedByOthers,
         ),
-    ];
+    ]
+}
+
+#[test]
+fn reloads_that_do_not_pause() {
+    let vocabulary = Vocabulary::default();
+    let strict = Vocabulary::new(false);
+    let now = t(NOW);
+    let cases = cases_without_a_pause(&vocabulary, &strict);
     for (name, kind, vocabulary, annotations, paused, want) in cases {
         let view = PauseView {
             vocabulary,

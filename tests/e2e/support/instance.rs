@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use kreload::controlplane::free_port;
-use kreload::local::{self, Registration};
+use kreload_testenv::controlplane::free_port;
+use kreload_testenv::registration::{self as local, Registration};
 
 use super::namespace;
 
@@ -50,7 +50,7 @@ impl Instance {
         flags: &[&str],
         canary_labels: &[(&str, &str)],
     ) -> Result<Instance> {
-        let dir = kreload::controlplane::owned_tempdir("kreload-e2e-")?;
+        let dir = kreload_testenv::controlplane::owned_tempdir("kreload-e2e-")?;
         let bundle = kreload::certs::write_serving_bundle(
             dir.path(),
             &["localhost".into()],

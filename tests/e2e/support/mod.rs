@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::Namespace;
-use kreload::controlplane::{Assets, ControlPlane, Options};
+use kreload_testenv::controlplane::{Assets, ControlPlane, Options};
 use kube::api::{Api, ObjectMeta, PostParams};
 
 pub struct Env {

@@ -1,11 +1,13 @@
 //! A minimal TLS webhook endpoint for tests: it answers every AdmissionReview with
 //! `allowed: true` and hands the review it received to the test.
 
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::service::service_fn;
@@ -42,9 +44,9 @@ impl Recorder {
     pub async fn start_answering(allowed: bool) -> Result<Recorder> {
         let ca = Ca::new("recorder-ca")?;
         let leaf = ca.issue_server(&[], &["127.0.0.1".parse()?])?;
-        let certs =
-            rustls_pemfile::certs(&mut leaf.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
-        let key = rustls_pemfile::private_key(&mut leaf.key_pem.as_bytes())?.context("no key")?;
+        let certs = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes())?;
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kreload::kube::workloads::api_resource;
 use kreload::reload::hash::{configmap_hash, secret_hash};
 use kreload::reload::model::{SourceKind, SourceRef, WorkloadKind};
 use kreload::reload::patch::{ReloadRecord, env_var_name, template_path};
-use kreload::worker::apply::api_resource;
 use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 

@@ -5,6 +5,15 @@ use crate::reload::refs::ContainerUse;
 
 use Decision::{Reload, Skip};
 use SkipReason::*;
+use WorkloadKind::*;
+
+fn cm(name: &str) -> SourceRef {
+    SourceRef::configmap(name)
+}
+
+fn sec(name: &str) -> SourceRef {
+    SourceRef::secret(name)
+}
 
 const AUTO: Decision = Reload { auto: true };
 const NAMED: Decision = Reload { auto: false };
@@ -73,10 +82,7 @@ impl Case {
     }
 }
 
-fn cases() -> Vec<Case> {
-    use WorkloadKind::*;
-    let cm = SourceRef::configmap;
-    let sec = SourceRef::secret;
+fn cases_1() -> Vec<Case> {
     vec![
         // 1. workload kind ignored (run() ignores Job)
         case("job ignored", Skip(WorkloadKindIgnored))
@@ -123,6 +129,11 @@ fn cases() -> Vec<Case> {
             ("kreload.dev/auto", "true"),
             ("configmaps.exclude.kreload.dev/reload", "app-config"),
         ]),
+    ]
+}
+
+fn cases_2() -> Vec<Case> {
+    vec![
         // 5. named: anchored regex per trimmed entry; reloads even unreferenced
         case("named exact, unreferenced", NAMED)
             .unreferenced()
@@ -183,6 +194,11 @@ fn cases() -> Vec<Case> {
         case("search and match across prefixes", AUTO)
             .meta(&[("reloader.stakater.com/search", "true")])
             .src_ann(&[("kreload.dev/match", "true")]),
+    ]
+}
+
+fn cases_3() -> Vec<Case> {
+    vec![
         // 7. auto: ParseBool forms, referenced only
         case("auto true", AUTO).meta(&[("kreload.dev/auto", "true")]),
         case("auto 1", AUTO).meta(&[("kreload.dev/auto", "1")]),
@@ -226,6 +242,11 @@ fn cases() -> Vec<Case> {
         case("reload-all template auto false", Skip(NotOptedIn))
             .all()
             .tmpl(&[("kreload.dev/auto", "false")]),
+    ]
+}
+
+fn cases_4() -> Vec<Case> {
+    vec![
         // 3. template fallback
         case("template auto", AUTO).tmpl(&[("kreload.dev/auto", "true")]),
         case("template named", NAMED)
@@ -262,6 +283,13 @@ fn cases() -> Vec<Case> {
             ("reloader.stakater.com/auto", "true"),
         ]),
     ]
+}
+
+fn cases() -> Vec<Case> {
+    [cases_1(), cases_2(), cases_3(), cases_4()]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 fn run(c: &Case) -> Decision {

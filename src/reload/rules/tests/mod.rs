@@ -9,125 +9,127 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 mod decide;
 
+type Pairs = &'static [(&'static str, &'static str)];
+
+/// (name, compat, auto_reload_all, metadata, template, want)
+const OPTED_IN: &[(&str, bool, bool, Pairs, Pairs, bool)] = &[
+    ("nothing", true, false, &[], &[], false),
+    ("reload-all", true, true, &[], &[], true),
+    (
+        "reload-all auto false",
+        true,
+        true,
+        &[("kreload.dev/auto", "false")],
+        &[],
+        false,
+    ),
+    (
+        "reload-all typed cm false",
+        true,
+        true,
+        &[("configmap.kreload.dev/auto", "false")],
+        &[],
+        true,
+    ),
+    (
+        "reload-all both typed false",
+        true,
+        true,
+        &[
+            ("configmap.kreload.dev/auto", "false"),
+            ("secret.kreload.dev/auto", "0"),
+        ],
+        &[],
+        false,
+    ),
+    (
+        "auto false alone",
+        true,
+        false,
+        &[("kreload.dev/auto", "false")],
+        &[],
+        false,
+    ),
+    (
+        "auto false with named",
+        true,
+        false,
+        &[
+            ("kreload.dev/auto", "false"),
+            ("secret.kreload.dev/reload", "s"),
+        ],
+        &[],
+        true,
+    ),
+    (
+        "empty named",
+        true,
+        false,
+        &[("configmap.kreload.dev/reload", "")],
+        &[],
+        false,
+    ),
+    (
+        "template auto",
+        true,
+        false,
+        &[],
+        &[("kreload.dev/auto", "true")],
+        true,
+    ),
+    (
+        "search",
+        true,
+        false,
+        &[("kreload.dev/search", "true")],
+        &[],
+        true,
+    ),
+    (
+        "search false",
+        true,
+        false,
+        &[("kreload.dev/search", "false")],
+        &[],
+        false,
+    ),
+    (
+        "auto garbage",
+        true,
+        false,
+        &[("kreload.dev/auto", "yes")],
+        &[],
+        false,
+    ),
+    (
+        "reloader auto compat",
+        true,
+        false,
+        &[("reloader.stakater.com/auto", "true")],
+        &[],
+        true,
+    ),
+    (
+        "reloader auto strict",
+        false,
+        false,
+        &[("reloader.stakater.com/auto", "true")],
+        &[],
+        false,
+    ),
+    (
+        "exclude alone",
+        true,
+        false,
+        &[("configmaps.exclude.kreload.dev/reload", "x")],
+        &[],
+        false,
+    ),
+];
+
 #[test]
 fn opted_in_table() {
-    type Pairs = &'static [(&'static str, &'static str)];
-    // (name, compat, auto_reload_all, metadata, template, want)
-    let cases: &[(&str, bool, bool, Pairs, Pairs, bool)] = &[
-        ("nothing", true, false, &[], &[], false),
-        ("reload-all", true, true, &[], &[], true),
-        (
-            "reload-all auto false",
-            true,
-            true,
-            &[("kreload.dev/auto", "false")],
-            &[],
-            false,
-        ),
-        (
-            "reload-all typed cm false",
-            true,
-            true,
-            &[("configmap.kreload.dev/auto", "false")],
-            &[],
-            true,
-        ),
-        (
-            "reload-all both typed false",
-            true,
-            true,
-            &[
-                ("configmap.kreload.dev/auto", "false"),
-                ("secret.kreload.dev/auto", "0"),
-            ],
-            &[],
-            false,
-        ),
-        (
-            "auto false alone",
-            true,
-            false,
-            &[("kreload.dev/auto", "false")],
-            &[],
-            false,
-        ),
-        (
-            "auto false with named",
-            true,
-            false,
-            &[
-                ("kreload.dev/auto", "false"),
-                ("secret.kreload.dev/reload", "s"),
-            ],
-            &[],
-            true,
-        ),
-        (
-            "empty named",
-            true,
-            false,
-            &[("configmap.kreload.dev/reload", "")],
-            &[],
-            false,
-        ),
-        (
-            "template auto",
-            true,
-            false,
-            &[],
-            &[("kreload.dev/auto", "true")],
-            true,
-        ),
-        (
-            "search",
-            true,
-            false,
-            &[("kreload.dev/search", "true")],
-            &[],
-            true,
-        ),
-        (
-            "search false",
-            true,
-            false,
-            &[("kreload.dev/search", "false")],
-            &[],
-            false,
-        ),
-        (
-            "auto garbage",
-            true,
-            false,
-            &[("kreload.dev/auto", "yes")],
-            &[],
-            false,
-        ),
-        (
-            "reloader auto compat",
-            true,
-            false,
-            &[("reloader.stakater.com/auto", "true")],
-            &[],
-            true,
-        ),
-        (
-            "reloader auto strict",
-            false,
-            false,
-            &[("reloader.stakater.com/auto", "true")],
-            &[],
-            false,
-        ),
-        (
-            "exclude alone",
-            true,
-            false,
-            &[("configmaps.exclude.kreload.dev/reload", "x")],
-            &[],
-            false,
-        ),
-    ];
-    for (name, compat, all, meta, tmpl, want) in cases {
+    for (name, compat, all, meta, tmpl, want) in OPTED_IN {
         let opts = RuleOptions {
             vocabulary: Vocabulary::new(*compat),
             auto_reload_all: *all,

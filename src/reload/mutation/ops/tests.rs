@@ -16,11 +16,16 @@ fn deployment(env: Value, annotations: Option<Value>) -> Value {
     json!({"metadata": {"name": "web"}, "spec": {"template": t}})
 }
 
-fn apply(doc: &Value, ops: Vec<Value>) -> Value {
+fn apply(doc: &Value, ops: Vec<PatchOperation>) -> Value {
     let mut doc = doc.clone();
-    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops)).expect("patch");
-    json_patch::patch(&mut doc, &patch).expect("applies");
+    json_patch::patch(&mut doc, &json_patch::Patch(ops)).expect("applies");
     doc
+}
+
+fn json(ops: &[PatchOperation]) -> Vec<Value> {
+    ops.iter()
+        .map(|op| serde_json::to_value(op).expect("op"))
+        .collect()
 }
 
 #[test]
@@ -63,7 +68,7 @@ fn dropped_last_reloaded_from_is_put_back_with_escaped_key() {
     let new = deployment(Value::Null, Some(json!({"x": "y"})));
     let ops = restore_ops(WorkloadKind::Deployment, &Vocabulary::new(true), &old, &new);
     assert_eq!(
-        ops[0]["path"],
+        json(&ops)[0]["path"],
         "/spec/template/metadata/annotations/kreload.dev~1last-reloaded-from"
     );
     let restored = apply(&new, ops);

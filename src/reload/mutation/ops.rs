@@ -1,20 +1,30 @@
 //! Pure JSON Patch operations for the workload mutation. Each function reads the workload
 //! as JSON and returns RFC 6902 operations that apply, in order, to the object in the
-//! request.
+//! request. Paths are built from tokens by the shared builders, which escape them.
 
 use std::collections::BTreeMap;
 
+use json_patch::PatchOperation;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::{Value, json};
 
 use crate::reload::keys::{ENV_PREFIX, Key, Vocabulary};
 use crate::reload::model::WorkloadKind;
 use crate::reload::observed::Observed;
-use crate::reload::patch::{ReloadRecord, env_var_name, template_path};
+use crate::reload::ops::{add, replace};
+use crate::reload::patch::{ReloadRecord, env_var_name, template_path, template_tokens};
 
-/// Escapes one JSON Pointer segment (RFC 6901).
-pub fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
+/// The path tokens of the template, followed by `rest`.
+fn at(kind: WorkloadKind, rest: &[&str]) -> Vec<String> {
+    template_tokens(kind)
+        .iter()
+        .chain(rest)
+        .map(|t| (*t).to_owned())
+        .collect()
+}
+
+fn tokens(path: &[String]) -> Vec<&str> {
+    path.iter().map(String::as_str).collect()
 }
 
 pub(super) fn template(kind: WorkloadKind, obj: &Value) -> Option<PodTemplateSpec> {
@@ -49,7 +59,7 @@ pub fn restore_ops(
     vocabulary: &Vocabulary,
     old: &Value,
     new: &Value,
-) -> Vec<Value> {
+) -> Vec<PatchOperation> {
     let base = template_path(kind);
     let mut ops = Vec::new();
     let (Some(old_t), Some(new_t)) = (old.pointer(base), new.pointer(base)) else {
@@ -75,14 +85,16 @@ pub fn restore_ops(
         if missing.is_empty() {
             continue;
         }
-        let env = format!("{base}/spec/containers/{i}/env");
+        let i = i.to_string();
         if new_env.is_some() {
+            let path = at(kind, &["spec", "containers", &i, "env", "-"]);
             for var in missing {
-                ops.push(json!({"op": "add", "path": format!("{env}/-"), "value": var}));
+                ops.push(add(&tokens(&path), var.clone()));
             }
         } else {
             // One add of the whole list: separate adds of `env` would overwrite each other.
-            ops.push(json!({"op": "add", "path": env, "value": missing}));
+            let path = at(kind, &["spec", "containers", &i, "env"]);
+            ops.push(add(&tokens(&path), json!(missing)));
         }
     }
     let old_ann = string_map(old_t.pointer("/metadata/annotations"));
@@ -99,12 +111,15 @@ pub fn restore_ops(
     if !missing.is_empty() {
         if new_ann.is_some() {
             for (k, v) in missing {
-                ops.push(json!({"op": "add", "path": format!("{base}/metadata/annotations/{}", escape(&k)), "value": v}));
+                let path = at(kind, &["metadata", "annotations", &k]);
+                ops.push(add(&tokens(&path), Value::String(v)));
             }
         } else if new_t.get("metadata").is_some() {
-            ops.push(json!({"op": "add", "path": format!("{base}/metadata/annotations"), "value": missing}));
+            let path = at(kind, &["metadata", "annotations"]);
+            ops.push(add(&tokens(&path), json!(missing)));
         } else {
-            ops.push(json!({"op": "add", "path": format!("{base}/metadata"), "value": {"annotations": missing}}));
+            let path = at(kind, &["metadata"]);
+            ops.push(add(&tokens(&path), json!({ "annotations": missing })));
         }
     }
     ops
@@ -119,7 +134,7 @@ pub fn rebaseline_ops(
     vocabulary: &Vocabulary,
     obj: &Value,
     live: &Observed,
-) -> Vec<Value> {
+) -> Vec<PatchOperation> {
     let base = template_path(kind);
     let mut ops = Vec::new();
     let Some(t) = obj.pointer(base) else {
@@ -136,9 +151,12 @@ pub fn rebaseline_ops(
                 if env_name(var) == Some(name.as_str())
                     && var.get("value").and_then(Value::as_str) != Some(hash.as_str())
                 {
-                    ops.push(json!({"op": "replace",
-                        "path": format!("{base}/spec/containers/{i}/env/{j}"),
-                        "value": {"name": name, "value": hash}}));
+                    let (i, j) = (i.to_string(), j.to_string());
+                    let path = at(kind, &["spec", "containers", &i, "env", &j]);
+                    ops.push(replace(
+                        &tokens(&path),
+                        json!({"name": name, "value": hash}),
+                    ));
                 }
             }
         }
@@ -156,9 +174,8 @@ pub fn rebaseline_ops(
             && record.hash != *h
         {
             record.hash = h.to_owned();
-            ops.push(json!({"op": "replace",
-                "path": format!("{base}/metadata/annotations/{}", escape(&key)),
-                "value": record.to_json()}));
+            let path = at(kind, &["metadata", "annotations", &key]);
+            ops.push(replace(&tokens(&path), Value::String(record.to_json())));
         }
     }
     ops

@@ -20,6 +20,8 @@ use crate::support::workloads::{
 };
 use crate::support::{Env, eventually, namespace, trial};
 
+mod stopping;
+
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     vec![
         trial(
@@ -33,7 +35,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         ),
         trial(
             "once::sigterm_applies_pending_changes_before_exit",
-            sigterm_drains,
+            stopping::sigterm_drains,
         ),
         trial(
             "once::reapply_with_replace_does_not_roll",
@@ -45,7 +47,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         ),
         trial(
             "once::writes_succeed_while_kreload_is_down",
-            writes_succeed_while_down,
+            stopping::writes_succeed_while_down,
         ),
     ]
 }
@@ -276,67 +278,6 @@ async fn back_to_same_content(env: Arc<Env>) -> Result<()> {
     Ok(())
 }
 
-async fn writes_succeed_while_down(env: Arc<Env>) -> Result<()> {
-    let client = env.client.clone();
-    let mut inst = Instance::start(
-        &client,
-        env.cp.kubeconfig(),
-        "stopped",
-        "stopped",
-        &["--coalesce-window=1s"],
-    )
-    .await?;
-    let ns = namespace(&client, "down", &inst.labels()).await?;
-    configmap(&client, &ns, "settings", &[("k", "1")]).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "token",
-        &data(&[("t", "1")]),
-        &[],
-    )
-    .await?;
-    inst.stop();
-    // The webhook timeout is 3 s; a write that waited for it would take at least that.
-    let timeout = Duration::from_secs(3);
-    let started = Instant::now();
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "2")]),
-    )
-    .await
-    .context("configmap update")?;
-    let cm_took = started.elapsed();
-    let started = Instant::now();
-    update_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "token",
-        &data(&[("t", "2")]),
-    )
-    .await
-    .context("secret update")?;
-    let secret_took = started.elapsed();
-    let started = Instant::now();
-    deployment(&client, &ns, "web", auto(), "settings")
-        .await
-        .context("deployment create")?;
-    let deploy_took = started.elapsed();
-    eprintln!(
-        "guards: with kreload down: configmap update {cm_took:?}, secret update {secret_took:?}, deployment create {deploy_took:?}"
-    );
-    ensure!(
-        cm_took < timeout && secret_took < timeout && deploy_took < timeout,
-        "a write waited for the dead webhook"
-    );
-    Ok(())
-}
-
 /// A GitOps tool re-applies the manifest with replace (PUT), which has neither kreload's
 /// variable nor its record nor its observed annotation: the workload webhook puts them
 /// back, so the pod template is unchanged and nothing rolls.
@@ -380,7 +321,7 @@ async fn reapply_with_replace(env: Arc<Env>) -> Result<()> {
         let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
             client.clone(),
             &ns,
-            &kreload::worker::apply::api_resource(D),
+            &kreload::kube::workloads::api_resource(D),
         );
         let (reloaded, after) = eventually(
             "a replace without conflict",
@@ -411,41 +352,6 @@ async fn reapply_with_replace(env: Arc<Env>) -> Result<()> {
             "{profile}: the replace lost kreload.dev/observed"
         );
     }
-    Ok(())
-}
-
-/// SIGTERM during the coalescing window: kreload stops taking writes, applies what it had
-/// already admitted, and exits cleanly, so a rollout of kreload itself loses nothing.
-async fn sigterm_drains(env: Arc<Env>) -> Result<()> {
-    let client = env.client.clone();
-    let flags = ["--coalesce-window=60s"];
-    let mut inst =
-        Instance::start(&client, env.cp.kubeconfig(), "sigterm", "sigterm", &flags).await?;
-    let ns = namespace(&client, "sigterm", &inst.labels()).await?;
-    configmap(&client, &ns, "settings", &[("k", "1")]).await?;
-    deployment(&client, &ns, "web", auto(), "settings").await?;
-    wait_indexed(&inst, 1).await?;
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "2")]),
-    )
-    .await?;
-    // The change waits in a 60 s window; stop kreload long before it closes.
-    let code = inst.terminate(Duration::from_secs(20)).await?;
-    ensure!(
-        code == Some(0),
-        "kreload exited with {code:?} after SIGTERM"
-    );
-    let obj = get(&client, &ns, D, "web").await?;
-    let want = expected_hash(SourceKind::ConfigMap, &data(&[("k", "2")]));
-    ensure!(
-        reload_env(D, &obj, &cm("settings")) == Some(want),
-        "the admitted change was lost on shutdown:\n{}",
-        inst.log_tail()
-    );
     Ok(())
 }
 

@@ -16,16 +16,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::reload::keys::{FIELD_MANAGER, OBSERVED};
+use kreload::reload::keys::{FIELD_MANAGER, OBSERVED};
 
 /// The configurations shipped in `webhook/`.
-pub const VALIDATING_YAML: &str = include_str!("../webhook/validating.yaml");
-pub const MUTATING_YAML: &str = include_str!("../webhook/mutating.yaml");
+pub const VALIDATING_YAML: &str = include_str!("../../webhook/validating.yaml");
+pub const MUTATING_YAML: &str = include_str!("../../webhook/mutating.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("parsing the shipped webhook configuration")]
-    Parse(#[source] serde_yaml::Error),
+    Parse(#[source] serde_yaml_ng::Error),
     #[error("applying webhook configuration {name}")]
     Apply {
         name: String,
@@ -87,9 +87,9 @@ pub fn configurations(
     reg: &Registration,
 ) -> Result<(ValidatingWebhookConfiguration, MutatingWebhookConfiguration), Error> {
     let mut v: ValidatingWebhookConfiguration =
-        serde_yaml::from_str(VALIDATING_YAML).map_err(Error::Parse)?;
+        serde_yaml_ng::from_str(VALIDATING_YAML).map_err(Error::Parse)?;
     let mut m: MutatingWebhookConfiguration =
-        serde_yaml::from_str(MUTATING_YAML).map_err(Error::Parse)?;
+        serde_yaml_ng::from_str(MUTATING_YAML).map_err(Error::Parse)?;
     for meta in [&mut v.metadata, &mut m.metadata] {
         meta.name = meta.name.take().map(|n| format!("{n}{}", reg.name_suffix));
         // cert-manager does not run here; the caBundle is set directly.

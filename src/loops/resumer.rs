@@ -1,5 +1,5 @@
-//! The shell around [`crate::reload::pause`]: adds the pause to a Deployment's reload patch,
-//! and resumes Deployments whose pause window is over.
+//! The shell around [`crate::reload::pause`] that resumes Deployments whose pause window is
+//! over (the pause itself is part of the reload patch, see [`crate::worker::apply`]).
 //!
 //! Nothing about a pause is kept only in memory. The timers here are a convenience: each
 //! one, when it fires, reads the live Deployment and decides again from what it carries
@@ -14,88 +14,38 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{DynamicObject, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::EventType;
 use kube::{Api, Client};
 use tracing::Instrument as _;
 
-use super::error_chain;
 use super::timers::Timers;
-use crate::admission::sources::SourceFilter;
 use crate::index::SharedIndex;
+use crate::kube::events::{Events, Note};
+use crate::kube::retry::{self, ATTEMPTS, error_chain};
 use crate::reload::keys::{FIELD_MANAGER, Vocabulary};
 use crate::reload::model::WorkloadKind;
-use crate::reload::pause::{self, OnReload, OnTimer, PauseView};
+use crate::reload::pause::{self, OnTimer, PauseView};
+use crate::reload::report;
+use crate::scope::Scope;
 
 /// How often the index is scanned for Deployments kreload paused (cheap: in memory).
 pub const SCAN_EVERY: Duration = Duration::from_secs(5);
-const MAX_ATTEMPTS: u32 = 5;
-
-/// The pause operations to add to the reload patch of `obj` (a workload of `kind` just
-/// read), logged in the caller's span. Never fails: a period that cannot be used is a
-/// warning and the reload goes ahead unpaused.
-pub fn reload_ops(
-    vocabulary: &Vocabulary,
-    kind: WorkloadKind,
-    obj: &DynamicObject,
-    now: Timestamp,
-) -> Vec<json_patch::PatchOperation> {
-    if kind != WorkloadKind::Deployment {
-        return Vec::new();
-    }
-    let empty = BTreeMap::new();
-    let view = PauseView {
-        vocabulary,
-        annotations: obj.metadata.annotations.as_ref().unwrap_or(&empty),
-        paused: obj
-            .data
-            .pointer("/spec/paused")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false),
-    };
-    match pause::on_reload(kind, &view, now) {
-        OnReload::NoPause => Vec::new(),
-        OnReload::InvalidPeriod(error) => {
-            tracing::warn!(%error, "pause-period unusable; reloading without a pause");
-            Vec::new()
-        }
-        OnReload::Pause { ops, until } => {
-            tracing::info!(%until, "pausing the rollout until the pause period ends");
-            ops
-        }
-        OnReload::InWindow { until } => {
-            tracing::info!(%until, "rollout already paused by kreload; the change joins it");
-            Vec::new()
-        }
-        OnReload::Resume { ops, reason } => {
-            tracing::info!(
-                reason = reason.as_str(),
-                "pause window over; resuming with this reload"
-            );
-            ops
-        }
-        OnReload::PausedByOthers => {
-            tracing::info!("rollout paused by someone else; the change waits until they resume it");
-            Vec::new()
-        }
-    }
-}
 
 /// Resumes Deployments kreload paused, when their window ends.
 pub struct Resumer {
     client: Client,
     vocabulary: Vocabulary,
-    recorder: Recorder,
+    events: Events,
     timers: Arc<Timers<(String, String)>>,
 }
 
 impl Resumer {
-    pub fn new(client: Client, vocabulary: Vocabulary, recorder: Recorder) -> Arc<Self> {
+    pub fn new(client: Client, vocabulary: Vocabulary, events: Events) -> Arc<Self> {
         Arc::new(Resumer {
             client,
             vocabulary,
-            recorder,
+            events,
             timers: Arc::default(),
         })
     }
@@ -118,7 +68,7 @@ impl Resumer {
 
     /// Every [`SCAN_EVERY`], sets a timer for each indexed Deployment in `scope` that
     /// carries paused-at (the same deadline twice is one timer). Runs until aborted.
-    pub async fn scan(self: Arc<Self>, index: SharedIndex, scope: SourceFilter) {
+    pub async fn scan(self: Arc<Self>, index: SharedIndex, scope: Scope) {
         let mut tick = tokio::time::interval(SCAN_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -152,7 +102,7 @@ impl Resumer {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         };
-        for attempt in 1..=MAX_ATTEMPTS {
+        for attempt in 1..=ATTEMPTS {
             let deployment = match api.get_opt(&name).await {
                 Ok(Some(d)) => d,
                 Ok(None) => return,
@@ -198,36 +148,26 @@ impl Resumer {
                     }
                     return;
                 }
-                Err(error) if attempt == MAX_ATTEMPTS => {
+                Err(error) if attempt == ATTEMPTS => {
                     tracing::warn!(error = %error_chain(&error), attempt, "cannot resume the rollout; the next scan retries");
                 }
                 Err(error) => {
                     tracing::debug!(%error, attempt, "resume patch refused; reading again");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    tokio::time::sleep(retry::backoff(attempt)).await;
                 }
             }
         }
     }
 
     async fn event(&self, namespace: &str, name: &str, reason: &str) {
-        let reference = ObjectReference {
-            api_version: Some("apps/v1".into()),
-            kind: Some("Deployment".into()),
-            namespace: Some(namespace.to_owned()),
-            name: Some(name.to_owned()),
-            ..Default::default()
-        };
-        let event = Event {
+        let note = Note {
             type_: EventType::Normal,
-            reason: "Resumed".into(),
-            note: Some(format!(
-                "{reason}: resumed the rollout kreload paused after a reload"
-            )),
-            action: "Resume".into(),
-            secondary: None,
+            reason: report::RESUMED,
+            action: "Resume",
+            note: report::resumed(reason),
         };
-        if let Err(error) = self.recorder.publish(&event, &reference).await {
-            tracing::warn!(%error, "cannot record the event");
-        }
+        self.events
+            .publish(WorkloadKind::Deployment, namespace, name, note)
+            .await;
     }
 }

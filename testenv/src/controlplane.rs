@@ -1,6 +1,6 @@
 //! A local Kubernetes control plane made of the real binaries: etcd, kube-apiserver and
 //! (optionally) kube-controller-manager, on free loopback ports, with certificates from
-//! [`crate::certs`]. The tests and `kreload demo` run against it; nothing here fakes the API.
+//! [`kreload::certs`]. The tests and the demo run against it; nothing here fakes the API.
 //!
 //! The binaries come from `hack/controlplane.sh` (built from Go modules) or, following the
 //! controller-runtime envtest convention, from `KUBEBUILDER_ASSETS` and `TEST_ASSET_*`.
@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::certs::{self, Ca};
+use kreload::certs::{self, Ca};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -297,7 +296,9 @@ impl ControlPlane {
 
     /// A client with admin rights.
     pub async fn client(&self) -> Result<kube::Client, Error> {
-        client_from_kubeconfig(&self.kubeconfig).await
+        kreload::kube::client::from_kubeconfig(&self.kubeconfig)
+            .await
+            .map_err(|e| Error::Client(Box::new(e)))
     }
 
     fn spawn(&mut self, name: &'static str, bin: &Path, args: &[String]) -> Result<(), Error> {
@@ -439,15 +440,6 @@ fn sweep_stale(tmp: &Path, prefix: &str) {
             let _ = fs::remove_dir_all(&path);
         }
     }
-}
-
-/// A client for the kubeconfig at `path` (its current context).
-pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, Error> {
-    let kc = Kubeconfig::read_from(path).map_err(|e| Error::Client(Box::new(e)))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| Error::Client(Box::new(e)))?;
-    kube::Client::try_from(config).map_err(|e| Error::Client(Box::new(e)))
 }
 
 /// A port that was free a moment ago on 127.0.0.1.

@@ -1,4 +1,4 @@
-//! `kreload demo` and `kreload certs`.
+//! The demo that `hack/demo.sh` runs.
 //!
 //! The demo starts a real local control plane, runs kreload against it with its webhooks
 //! registered, creates a Deployment that opts in with Reloader's annotation, edits the
@@ -15,29 +15,33 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
-use crate::certs;
-use crate::cli::{CertsArgs, Cli, Command, DemoArgs};
-use crate::controlplane::{Assets, ControlPlane, Options, free_port};
-use crate::local::{self, Registration};
+use kreload::certs;
+use kreload::cli::{Cli, Command, LogArgs};
 
-/// `kreload certs`: a CA and a serving certificate for local use.
-pub fn certs(args: &CertsArgs) -> Result<()> {
-    let paths = certs::write_serving_bundle(&args.dir, &args.dns_names, &args.ips)?;
-    println!("wrote {}", paths.ca_cert.display());
-    println!("wrote {}", paths.ca_key.display());
-    println!(
-        "wrote {} (for {:?} {:?})",
-        paths.cert.display(),
-        args.dns_names,
-        args.ips
-    );
-    println!("wrote {}", paths.key.display());
-    Ok(())
+use crate::controlplane::{Assets, ControlPlane, Options, free_port};
+use crate::registration::{self as local, Registration};
+
+/// `kreload-demo`: what `hack/demo.sh` runs.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "kreload-demo",
+    about = "Start a local control plane, run kreload against it and show a reload"
+)]
+pub struct DemoArgs {
+    /// Directory with etcd, kube-apiserver, kube-controller-manager and kubectl
+    /// (what hack/controlplane.sh prints).
+    #[arg(long, env = "KUBEBUILDER_ASSETS")]
+    pub assets: std::path::PathBuf,
+    /// Stop right after showing the reload instead of running until Ctrl-C.
+    #[arg(long, default_value_t = false)]
+    pub exit: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 const NAMESPACE: &str = "demo";
 
-/// `kreload demo`.
+/// Runs the demo until Ctrl-C (or right after the reload with `--exit`).
 pub async fn run(args: DemoArgs) -> Result<()> {
     let stop = CancellationToken::new();
     let ctrl_c = {
@@ -97,7 +101,7 @@ async fn demo(cp: &ControlPlane, args: &DemoArgs, stop: &CancellationToken) -> R
         bail!("unexpected command");
     };
     let server_stop = stop.child_token();
-    let server = tokio::spawn(crate::run::serve(*serve, server_stop.clone()));
+    let server = tokio::spawn(kreload::run::serve(*serve, server_stop.clone()));
 
     local::register(
         &client,

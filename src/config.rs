@@ -1,0 +1,127 @@
+//! The typed configuration of `kreload serve`, built once from the command line; everything
+//! after start-up takes its part of [`Config`], never the raw flags.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::ServeArgs;
+use crate::reload::keys::Vocabulary;
+use crate::reload::model::Strategy;
+use crate::reload::rules::RuleOptions;
+use crate::scope::selector::{Selector, SelectorError};
+use crate::scope::{NamespaceGate, Scope};
+use crate::server::ConnectionLimits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid --{flag}")]
+    Selector {
+        flag: &'static str,
+        #[source]
+        source: SelectorError,
+    },
+}
+
+/// Settings that have no flag: values chosen for the webhook's few-second timeout and a
+/// rollout that takes tens of seconds anyway.
+#[derive(Debug, Clone)]
+pub struct Tunables {
+    /// How long the worker waits for an admitted write to show up in the live object.
+    pub confirm_patience: Duration,
+    /// How long the workload mutation may spend reading the sources it records.
+    pub read_budget: Duration,
+    /// Confirmations, and workload patches, that the worker runs at once.
+    pub worker_concurrency: usize,
+    /// Largest AdmissionReview body read.
+    pub body_limit: usize,
+    pub connections: ConnectionLimits,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables {
+            confirm_patience: Duration::from_secs(3),
+            read_budget: Duration::from_secs(2),
+            worker_concurrency: 8,
+            body_limit: crate::admission::DEFAULT_BODY_LIMIT,
+            connections: ConnectionLimits::default(),
+        }
+    }
+}
+
+/// Everything `kreload serve` runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_address: SocketAddr,
+    pub admin_address: SocketAddr,
+    pub tls_cert_file: PathBuf,
+    pub tls_key_file: PathBuf,
+    pub kubeconfig: Option<PathBuf>,
+    pub scope: Scope,
+    pub rules: RuleOptions,
+    pub strategy: Strategy,
+    pub coalesce_window: Duration,
+    pub queue_capacity: usize,
+    pub shutdown_grace: Duration,
+    /// The Events' reporting instance (the pod's name in a cluster).
+    pub instance: Option<String>,
+    pub tunables: Tunables,
+}
+
+fn selector(values: &[String], flag: &'static str) -> Result<Selector, ConfigError> {
+    Selector::parse(values).map_err(|source| ConfigError::Selector { flag, source })
+}
+
+fn names(values: &[String]) -> HashSet<String> {
+    values
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Config {
+    /// Checks and types the flags; `instance` is the pod's name, when known.
+    pub fn from_args(args: &ServeArgs, instance: Option<String>) -> Result<Config, ConfigError> {
+        let resource_labels = selector(&args.resource_label_selector, "resource-label-selector")?;
+        let namespace_labels = selector(&args.namespace_selector, "namespace-selector")?;
+        let namespace_gate = NamespaceGate::new(
+            (!namespace_labels.is_empty()).then(|| namespace_labels.to_kubernetes()),
+        );
+        let scope = Scope {
+            own_namespace: args.own_namespace.clone().filter(|s| !s.is_empty()),
+            namespaces: names(&args.namespaces),
+            namespaces_to_ignore: names(&args.namespaces_to_ignore),
+            resource_labels,
+            ignored_kinds: args.resources_to_ignore.iter().copied().collect(),
+            reload_on_create: args.reload_on_create,
+            reload_on_delete: args.reload_on_delete,
+            namespace_gate,
+        };
+        let rules = RuleOptions {
+            vocabulary: Vocabulary::new(args.compat_reloader),
+            auto_reload_all: args.auto_reload_all,
+            ignored_workload_kinds: args.ignored_workload_types.iter().copied().collect(),
+        };
+        Ok(Config {
+            listen_address: args.listen_address,
+            admin_address: args.admin_address,
+            tls_cert_file: args.tls_cert_file.clone(),
+            tls_key_file: args.tls_key_file.clone(),
+            kubeconfig: args.kubeconfig.clone(),
+            scope,
+            rules,
+            strategy: args.reload_strategy,
+            coalesce_window: args.coalesce_window,
+            queue_capacity: args.queue_capacity,
+            shutdown_grace: args.shutdown_grace,
+            instance: instance.filter(|s| !s.is_empty()),
+            tunables: Tunables::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

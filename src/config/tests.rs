@@ -1,0 +1,115 @@
+//! The typed configuration, from command lines.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::Parser as _;
+
+use super::*;
+use crate::cli::{Cli, Command};
+use crate::reload::model::{SourceKind, WorkloadKind};
+
+fn args(flags: &[&str]) -> ServeArgs {
+    let argv = ["kreload", "serve"].iter().chain(flags);
+    match Cli::try_parse_from(argv).expect("parse").command {
+        Command::Serve(args) => *args,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn config(flags: &[&str]) -> anyhow::Result<Config> {
+    Ok(Config::from_args(&args(flags), None)?)
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn label_selector_flags_take_kubernetes_selectors() {
+    let filter = config(&[
+        "--resource-label-selector=env!=dev,tier in (web,api)",
+        "--namespace-selector=team notin (b,c)",
+        "--namespace-selector=owner:*",
+    ])
+    .expect("config")
+    .scope;
+    let labels_match = |pairs| filter.resource_labels.matches(&labels(pairs));
+    assert!(labels_match(&[("tier", "web")]));
+    assert!(labels_match(&[("tier", "api"), ("env", "prod")]));
+    assert!(!labels_match(&[("tier", "web"), ("env", "dev")]));
+    assert!(!labels_match(&[("tier", "db")]));
+    assert_eq!(
+        filter.namespace_gate.selector(),
+        Some("team notin (b,c),owner")
+    );
+    let everything = config(&[]).expect("config").scope;
+    assert!(everything.resource_labels.is_empty());
+    assert_eq!(everything.namespace_gate.selector(), None);
+}
+
+#[test]
+fn a_bad_label_selector_fails_naming_the_flag_and_the_part() {
+    for (flag, part) in [
+        ("--resource-label-selector=env!", "'!'"),
+        ("--namespace-selector=team in (a", "end of input"),
+        ("--namespace-selector=Team/x=a", "Team/x"),
+    ] {
+        let name = flag.split('=').next().unwrap_or_default();
+        let error = config(&[flag]).expect_err(flag);
+        let text = format!("{error:#}");
+        assert!(
+            text.starts_with(&format!("invalid {name}: label selector")),
+            "{text}"
+        );
+        assert!(text.contains(part), "{flag}: {text}");
+    }
+}
+
+#[test]
+fn flags_become_scope_rules_and_settings() {
+    let c = config(&[
+        "--namespaces= a ,b,,",
+        "--namespaces-to-ignore=kube-public",
+        "--own-namespace=kreload",
+        "--resources-to-ignore=secrets",
+        "--ignored-workload-types=jobs",
+        "--auto-reload-all",
+        "--compat-reloader=false",
+        "--reload-strategy=annotations",
+        "--reload-on-delete",
+        "--coalesce-window=250ms",
+        "--queue-capacity=7",
+    ])
+    .expect("config");
+    let scope = &c.scope;
+    assert_eq!(scope.namespaces, ["a", "b"].map(String::from).into());
+    assert!(scope.namespace_allowed("a"));
+    assert!(!scope.namespace_allowed("c"));
+    assert!(!scope.namespace_allowed("kreload"));
+    assert!(scope.ignored_kinds.contains(&SourceKind::Secret));
+    assert!(scope.reload_on_delete && !scope.reload_on_create);
+    assert!(c.rules.auto_reload_all);
+    assert!(c.rules.ignored_workload_kinds.contains(&WorkloadKind::Job));
+    assert_eq!(
+        c.rules.vocabulary.prefixes().len(),
+        1,
+        "kreload's prefix only"
+    );
+    assert_eq!(c.strategy, Strategy::Annotations);
+    assert_eq!(c.coalesce_window, Duration::from_millis(250));
+    assert_eq!(c.queue_capacity, 7);
+}
+
+#[test]
+fn an_empty_own_namespace_or_instance_means_none() {
+    let c = Config::from_args(&args(&["--own-namespace="]), Some(String::new())).expect("config");
+    assert_eq!(c.scope.own_namespace, None);
+    assert_eq!(c.instance, None);
+    let c = Config::from_args(&args(&[]), Some("kreload-0".into())).expect("config");
+    assert_eq!(c.instance.as_deref(), Some("kreload-0"));
+    assert_eq!(c.tunables.worker_concurrency, 8);
+}

@@ -1,0 +1,5 @@
+//! Periodic work beside the request path: the resumer that ends pause windows, on the
+//! timers it keeps per workload.
+
+pub mod resumer;
+pub mod timers;

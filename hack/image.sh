@@ -4,6 +4,7 @@
 # directory on the last line.
 #
 #   hack/image.sh [DIR]      build into DIR (default target/image), tag = Cargo.toml version
+#   KRELOAD_IMAGE_STATIC=1 hack/image.sh   link glibc statically (+crt-static): no libraries
 #   skopeo copy oci:target/image:0.1.0 docker://registry.example/kreload:0.1.0   to push
 #
 # The image holds only /kreload, the shared libraries `ldd` says it needs (taken from this
@@ -35,12 +36,20 @@ revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)}
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
 
-log "cargo build --release --locked (kreload $version)"
-(cd "$root" && cargo build --release --locked --bin kreload) \
-  || { log "cargo build failed (output above)"; exit 1; }
 target_dir=$(cd "$root" && cargo metadata --no-deps --format-version 1 --locked \
   | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+cargo_args=(build --release --locked --bin kreload)
 bin="$target_dir/release/kreload"
+if [[ "${KRELOAD_IMAGE_STATIC:-0}" == 1 ]]; then
+  # Static glibc works for kreload (its TLS is rustls; glibc >= 2.34 has the files and dns
+  # name services built in). An explicit --target keeps build scripts and proc-macros dynamic.
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static"
+  cargo_args+=(--target "$host")
+  bin="$target_dir/$host/release/kreload"
+fi
+log "cargo ${cargo_args[*]} (kreload $version)"
+(cd "$root" && cargo "${cargo_args[@]}") || { log "cargo build failed (output above)"; exit 1; }
 [[ -x "$bin" ]] || { log "no binary at $bin"; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kreload-image.XXXXXX")
@@ -52,7 +61,7 @@ install -m 0755 "$bin" "$rootfs/kreload"
 
 # Every library the binary loads, at the path the loader looks for it, plus the loader.
 # `ldd` prints "name => /path (addr)" for libraries and "/path (addr)" for the loader.
-libs=$(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+libs=$(ldd "$bin" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' || true)
 [[ -n "$libs" ]] || log "the binary is static; no libraries copied"
 for lib in $libs; do
   mkdir -p "$rootfs$(dirname "$lib")"

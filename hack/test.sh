@@ -15,6 +15,9 @@ KUBEBUILDER_ASSETS=$(bash hack/controlplane.sh | tail -n 1)
 export KUBEBUILDER_ASSETS
 echo "control plane ready in $((SECONDS - start))s: $KUBEBUILDER_ASSETS"
 
+step "tree shape (hack/shape.py)"
+python3 hack/shape.py
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

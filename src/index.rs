@@ -102,14 +102,17 @@ impl SharedIndex {
 mod tests {
     use super::*;
 
+    fn id(name: &str) -> WorkloadId {
+        WorkloadId {
+            kind: WorkloadKind::Deployment,
+            name: name.into(),
+        }
+    }
+
     #[test]
     fn a_namespaced_relist_keeps_other_namespaces() {
         // --namespaces=a,b runs one watch per namespace; a re-list of a must not drop b.
         let mut index = Index::default();
-        let id = |n: &str| WorkloadId {
-            kind: WorkloadKind::Deployment,
-            name: n.into(),
-        };
         index.apply("a", id("web"), Some(Entry::default()));
         index.apply("b", id("api"), Some(Entry::default()));
         let keep = HashSet::from([("a".to_owned(), "web".to_owned())]);
@@ -124,10 +127,6 @@ mod tests {
     #[test]
     fn apply_remove_and_relist() {
         let mut index = Index::default();
-        let id = |n: &str| WorkloadId {
-            kind: WorkloadKind::Deployment,
-            name: n.into(),
-        };
         index.apply("a", id("web"), Some(Entry::default()));
         index.apply("a", id("api"), Some(Entry::default()));
         index.apply(

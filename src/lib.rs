@@ -20,4 +20,6 @@ pub mod reload;
 pub mod run;
 pub mod scope;
 pub mod server;
+#[cfg(test)]
+mod testing;
 pub mod worker;

@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 /// Content type of [`Metrics::encode`]'s output.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -192,66 +192,88 @@ impl Default for Metrics {
     }
 }
 
+/// Registers `metric` as `name` (with `unit`, if any) and hands it back.
+fn register<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    metric: M,
+) -> M {
+    match unit {
+        Some(unit) => registry.register_with_unit(name, help, unit, metric.clone()),
+        None => registry.register(name, help, metric.clone()),
+    }
+    metric
+}
+
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("kreload");
-        let admission_requests = Family::default();
-        registry.register(
+        let mut r = Registry::with_prefix("kreload");
+        let admission_requests = register(
+            &mut r,
             "admission_requests",
             "Admission requests answered, by endpoint, operation and outcome",
-            admission_requests.clone(),
+            None,
+            Family::default(),
         );
-        let admission_duration: Family<_, _, fn() -> Histogram> =
-            Family::new_with_constructor(admission_histogram);
-        registry.register_with_unit(
+        let admission_duration: Family<_, _, fn() -> Histogram> = register(
+            &mut r,
             "admission_duration",
             "Time to parse, review and answer an admission request",
-            Unit::Seconds,
-            admission_duration.clone(),
+            Some(Unit::Seconds),
+            Family::new_with_constructor(admission_histogram),
         );
-        let intents_enqueued = Family::default();
-        registry.register(
+        let intents_enqueued = register(
+            &mut r,
             "intents_enqueued",
             "Reload intents put on the queue, by source kind",
-            intents_enqueued.clone(),
+            None,
+            Family::default(),
         );
-        let intents_dropped = Family::default();
-        registry.register(
+        let intents_dropped = register(
+            &mut r,
             "intents_dropped",
             "Reload intents dropped before the queue, by reason",
-            intents_dropped.clone(),
+            None,
+            Family::default(),
         );
-        let intents_coalesced = Counter::default();
-        registry.register(
+        let intents_coalesced = register(
+            &mut r,
             "intents_coalesced",
             "Reload intents merged into one already queued for the same source",
-            intents_coalesced.clone(),
+            None,
+            Counter::default(),
         );
-        let queue_depth = Gauge::default();
-        registry.register(
+        let queue_depth = register(
+            &mut r,
             "queue_depth",
             "Reload intents waiting for the worker",
-            queue_depth.clone(),
+            None,
+            Gauge::default(),
         );
-        let index_workloads = Gauge::default();
-        registry.register(
+        let index_workloads = register(
+            &mut r,
             "index_workloads",
             "Opted-in workloads kept in the workload index",
-            index_workloads.clone(),
+            None,
+            Gauge::default(),
         );
-        let reloads = Family::default();
-        registry.register(
+        let reloads = register(
+            &mut r,
             "reloads",
             "Reload attempts on workloads, by kind, strategy and outcome",
-            reloads.clone(),
+            None,
+            Family::default(),
         );
-        let reload_patch_duration = Histogram::new(PATCH_BUCKETS);
-        registry.register_with_unit(
+        let reload_patch_duration = register(
+            &mut r,
             "reload_patch_duration",
             "Time to apply a reload to one workload: read, plan, patch and retries",
-            Unit::Seconds,
-            reload_patch_duration.clone(),
+            Some(Unit::Seconds),
+            Histogram::new(PATCH_BUCKETS),
         );
+        let registry = r;
         Self {
             registry,
             admission_requests,

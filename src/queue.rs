@@ -6,7 +6,7 @@
 //! becomes one reload carrying the final hash, and the delay stays bounded by the window.
 //! When the queue is full a new key is dropped and counted — the admission path never
 //! waits. A dropped change is counted (`kreload_intents_dropped_total{reason="queue_full"}`)
-//! and logged; the periodic resync (DESIGN §2) is what will recover it once it exists.
+//! and logged (docs/architecture.md); nothing recovers it until the periodic resync exists.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

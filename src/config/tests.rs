@@ -1,6 +1,5 @@
 //! The typed configuration, from command lines.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::Parser as _;
@@ -8,6 +7,7 @@ use clap::Parser as _;
 use super::*;
 use crate::cli::{Cli, Command};
 use crate::reload::model::{SourceKind, WorkloadKind};
+use crate::testing::pairs as labels;
 
 fn args(flags: &[&str]) -> ServeArgs {
     let argv = ["kreload", "serve"].iter().chain(flags);
@@ -19,13 +19,6 @@ fn args(flags: &[&str]) -> ServeArgs {
 
 fn config(flags: &[&str]) -> anyhow::Result<Config> {
     Ok(Config::from_args(&args(flags), None)?)
-}
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
 }
 
 #[test]

@@ -35,6 +35,10 @@ pub trait Workload: Templated + Resource<DynamicType = ()> {
 }
 
 macro_rules! workload {
+    // Most kinds keep their template at `spec.template`.
+    ($ty:ty, $kind:expr) => {
+        workload!($ty, $kind, |o| o.spec.as_ref().map(|s| &s.template));
+    };
     ($ty:ty, $kind:expr, |$obj:ident| $template:expr) => {
         impl Templated for $ty {
             fn template(&self) -> Option<Cow<'_, PodTemplateSpec>> {
@@ -48,22 +52,10 @@ macro_rules! workload {
     };
 }
 
-workload!(Deployment, WorkloadKind::Deployment, |o| o
-    .spec
-    .as_ref()
-    .map(|s| &s.template));
-workload!(StatefulSet, WorkloadKind::StatefulSet, |o| o
-    .spec
-    .as_ref()
-    .map(|s| &s.template));
-workload!(DaemonSet, WorkloadKind::DaemonSet, |o| o
-    .spec
-    .as_ref()
-    .map(|s| &s.template));
-workload!(Job, WorkloadKind::Job, |o| o
-    .spec
-    .as_ref()
-    .map(|s| &s.template));
+workload!(Deployment, WorkloadKind::Deployment);
+workload!(StatefulSet, WorkloadKind::StatefulSet);
+workload!(DaemonSet, WorkloadKind::DaemonSet);
+workload!(Job, WorkloadKind::Job);
 workload!(CronJob, WorkloadKind::CronJob, |o| o
     .spec
     .as_ref()

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::{Api, Client};
+use k8s_openapi::NamespaceResourceScope;
+use kube::{Api, Client, Resource, ResourceExt as _};
+use serde::de::DeserializeOwned;
 
 use crate::reload::hash::{configmap_hash_of, secret_hash_of};
 use crate::reload::model::{SourceKind, SourceRef};
@@ -25,34 +26,39 @@ pub struct Error {
     pub source: kube::Error,
 }
 
+/// One typed read: the object's content hash and annotations, if it exists.
+async fn read_as<K>(
+    (client, namespace): (&Client, &str),
+    name: &str,
+    hash: fn(&K) -> String,
+) -> Result<Option<Live>, kube::Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    Ok(api.get_opt(name).await?.map(|obj| Live {
+        hash: hash(&obj),
+        annotations: obj.annotations().clone(),
+    }))
+}
+
 /// The live state of `source`; `None` when it does not exist.
 pub async fn read(
     client: &Client,
     namespace: &str,
     source: &SourceRef,
 ) -> Result<Option<Live>, Error> {
-    let err = |e| Error {
+    let (at, name) = ((client, namespace), &source.name);
+    let read = match source.kind {
+        SourceKind::ConfigMap => read_as(at, name, configmap_hash_of).await,
+        SourceKind::Secret => read_as(at, name, secret_hash_of).await,
+    };
+    read.map_err(|source_error| Error {
         source_ref: source.clone(),
         namespace: namespace.to_owned(),
-        source: e,
-    };
-    let live = match source.kind {
-        SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), namespace)
-            .get_opt(&source.name)
-            .await
-            .map_err(err)?
-            .map(|cm| Live {
-                hash: configmap_hash_of(&cm),
-                annotations: cm.metadata.annotations.unwrap_or_default(),
-            }),
-        SourceKind::Secret => Api::<Secret>::namespaced(client.clone(), namespace)
-            .get_opt(&source.name)
-            .await
-            .map_err(err)?
-            .map(|s| Live {
-                hash: secret_hash_of(&s),
-                annotations: s.metadata.annotations.unwrap_or_default(),
-            }),
-    };
-    Ok(live)
+        source: source_error,
+    })
 }

@@ -139,10 +139,21 @@ mod tests {
         }
     }
 
+    type Fired<T> = (
+        Arc<Timers<&'static str>>,
+        mpsc::UnboundedSender<T>,
+        mpsc::UnboundedReceiver<T>,
+    );
+
+    /// Timers, and a channel their futures report on.
+    fn setup<T>() -> Fired<T> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Arc::default(), tx, rx)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn fires_once_at_the_deadline() {
-        let timers: Arc<Timers<&str>> = Arc::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (timers, tx, mut rx) = setup();
         let started = Instant::now();
         let sent = tx.clone();
         assert!(
@@ -161,8 +172,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn same_deadline_is_not_scheduled_twice() {
-        let timers: Arc<Timers<&str>> = Arc::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (timers, tx, mut rx) = setup();
         for _ in 0..3 {
             let sent = tx.clone();
             timers.schedule("a", t("2025-03-01T12:00:05Z"), t(NOW), async move {
@@ -177,8 +187,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_new_deadline_replaces_the_pending_one() {
-        let timers: Arc<Timers<&str>> = Arc::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (timers, tx, mut rx) = setup();
         let started = Instant::now();
         for (until, label) in [
             ("2025-03-01T12:00:05Z", "first"),
@@ -210,8 +219,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_past_deadline_fires_now_and_cancel_all_stops_the_rest() {
-        let timers: Arc<Timers<&str>> = Arc::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (timers, tx, mut rx) = setup();
         let sent = tx.clone();
         timers.schedule("late", t("2025-03-01T11:00:00Z"), t(NOW), async move {
             let _ = sent.send("late");
@@ -229,8 +237,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_firing_timer_may_schedule_its_successor() {
-        let timers: Arc<Timers<&str>> = Arc::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (timers, tx, mut rx) = setup();
         let started = Instant::now();
         let again = timers.clone();
         let sent = tx.clone();

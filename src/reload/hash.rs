@@ -109,42 +109,40 @@ mod tests {
         assert_eq!(secret_hash_of(&Secret::default()), empty);
     }
 
+    /// Vectors computed independently with Python's hashlib: `sha1(b"...").hexdigest()`
+    /// of the string in the comment.
+    const CONFIGMAP_VECTORS: &[(&[(&str, &str)], &str)] = &[
+        // "a=1"
+        (&[("a", "1")], "86eda770a6060824b090dd4df091e3bd4121279c"),
+        // "a="
+        (&[("a", "")], "30042aab716211a15ff4e0c635b9f7eaef2abbf4"),
+        // "a=1;b=2;c=3", inserted out of order
+        (
+            &[("b", "2"), ("c", "3"), ("a", "1")],
+            "112240a7d992e03a90439a8cee8f0281e19edf75",
+        ),
+        // "j=x;y=z;k=a=b;c": '=' and ';' inside values are not escaped
+        (
+            &[("k", "a=b;c"), ("j", "x;y=z")],
+            "95663db1bf8dc21ca9f8821a82adb71ab9472961",
+        ),
+        // "a-b=3;a.b=2;a=1": entries, not keys, are sorted
+        (
+            &[("a", "1"), ("a.b", "2"), ("a-b", "3")],
+            "eda5750b73d882eee5c905c71476939717fedbeb",
+        ),
+        // "z=1;ключ=значение" (UTF-8): non-ASCII sorts by UTF-8 bytes
+        (
+            &[("ключ", "значение"), ("z", "1")],
+            "b39f31d59de1f48a28e846e72310363e67296845",
+        ),
+    ];
+
     #[test]
     fn configmap_vectors() {
-        // sha1(b"a=1")
-        assert_eq!(
-            configmap_hash(Some(&text(&[("a", "1")])), None),
-            "86eda770a6060824b090dd4df091e3bd4121279c"
-        );
-        // sha1(b"a=")
-        assert_eq!(
-            configmap_hash(Some(&text(&[("a", "")])), None),
-            "30042aab716211a15ff4e0c635b9f7eaef2abbf4"
-        );
-        // sha1(b"a=1;b=2;c=3"), inserted out of order
-        let m = text(&[("b", "2"), ("c", "3"), ("a", "1")]);
-        assert_eq!(
-            configmap_hash(Some(&m), None),
-            "112240a7d992e03a90439a8cee8f0281e19edf75"
-        );
-        // sha1(b"j=x;y=z;k=a=b;c"): '=' and ';' inside values are not escaped
-        let m = text(&[("k", "a=b;c"), ("j", "x;y=z")]);
-        assert_eq!(
-            configmap_hash(Some(&m), None),
-            "95663db1bf8dc21ca9f8821a82adb71ab9472961"
-        );
-        // sha1(b"a-b=3;a.b=2;a=1"): entries, not keys, are sorted
-        let m = text(&[("a", "1"), ("a.b", "2"), ("a-b", "3")]);
-        assert_eq!(
-            configmap_hash(Some(&m), None),
-            "eda5750b73d882eee5c905c71476939717fedbeb"
-        );
-        // sha1("z=1;ключ=значение".encode()): non-ASCII sorts by UTF-8 bytes
-        let m = text(&[("ключ", "значение"), ("z", "1")]);
-        assert_eq!(
-            configmap_hash(Some(&m), None),
-            "b39f31d59de1f48a28e846e72310363e67296845"
-        );
+        for (data, want) in CONFIGMAP_VECTORS {
+            assert_eq!(configmap_hash(Some(&text(data)), None), *want, "{data:?}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub const ENV_PREFIX: &str = "STAKATER_";
 /// Workload metadata annotation recording the content hashes the pod template reflects.
 pub const OBSERVED: &str = "kreload.dev/observed";
 
-/// One annotation of the user-facing vocabulary (DESIGN §1.1), independent of its prefix.
+/// One annotation of the user-facing vocabulary (README, "Opting in"), independent of its prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     Auto,
@@ -168,13 +168,7 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::reload::testing::pairs as map;
 
     #[test]
     fn keys_under_both_prefixes() {

@@ -17,15 +17,6 @@ pub mod plan;
 pub mod refs;
 pub mod report;
 pub mod rules;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod workload;
-
-pub use hash::{configmap_hash, configmap_hash_of, secret_hash, secret_hash_of};
-pub use keys::{Key, Vocabulary, parse_bool};
-pub use model::{ModelError, RolloutStrategy, SourceKind, SourceRef, Strategy, WorkloadKind};
-pub use observed::{Observed, ObservedError};
-pub use patch::{Change, Plan, ReloadRecord, Target, plan, recreate_job};
-pub use refs::{ContainerUse, PodRefs, pod_refs};
-pub use rules::{
-    Decision, InvalidPattern, RuleOptions, SkipReason, SourceView, WorkloadView, decide,
-    invalid_reload_patterns, opted_in,
-};

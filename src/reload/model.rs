@@ -28,60 +28,69 @@ pub enum SourceKind {
     Secret,
 }
 
+/// Each source kind's names, in declaration order: singular (`configmap/NAME`), plural
+/// (flags), API kind, and the env-var suffix (also the `type` of Reloader's record).
+const SOURCE_NAMES: [(&str, &str, &str, &str); 2] = [
+    ("configmap", "configmaps", "ConfigMap", "CONFIGMAP"),
+    ("secret", "secrets", "Secret", "SECRET"),
+];
+
 impl SourceKind {
+    pub const ALL: [SourceKind; 2] = [SourceKind::ConfigMap, SourceKind::Secret];
+
+    fn names(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        SOURCE_NAMES[self as usize]
+    }
+
     /// Suffix of the env var name, also the `type` of Reloader's last-reloaded-from record.
     pub fn env_suffix(self) -> &'static str {
-        match self {
-            SourceKind::ConfigMap => "CONFIGMAP",
-            SourceKind::Secret => "SECRET",
-        }
+        self.names().3
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::ConfigMap => "configmap",
-            SourceKind::Secret => "secret",
-        }
+        self.names().0
     }
 
     pub fn plural(self) -> &'static str {
-        match self {
-            SourceKind::ConfigMap => "configmaps",
-            SourceKind::Secret => "secrets",
-        }
+        self.names().1
     }
 
     pub fn api_kind(self) -> &'static str {
-        match self {
-            SourceKind::ConfigMap => "ConfigMap",
-            SourceKind::Secret => "Secret",
-        }
+        self.names().2
     }
 
     pub fn from_api_kind(kind: &str) -> Option<Self> {
-        match kind {
-            "ConfigMap" => Some(SourceKind::ConfigMap),
-            "Secret" => Some(SourceKind::Secret),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|k| k.api_kind() == kind)
+    }
+
+    /// The kind named `configmap` or `secret` (as in `configmap/NAME`).
+    fn from_singular(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
-impl fmt::Display for SourceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Display by one of the type's names.
+macro_rules! display_as {
+    ($ty:ty, $name:ident) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.$name())
+            }
+        }
+    };
 }
+
+display_as!(SourceKind, as_str);
 
 /// Parses `--resources-to-ignore` values, case-insensitively like Reloader.
 impl FromStr for SourceKind {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "configmaps" => Ok(SourceKind::ConfigMap),
-            "secrets" => Ok(SourceKind::Secret),
-            _ => Err(ModelError::SourceKind(s.to_owned())),
-        }
+        let lower = s.to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|k| k.plural() == lower)
+            .ok_or_else(|| ModelError::SourceKind(s.to_owned()))
     }
 }
 
@@ -122,11 +131,7 @@ impl FromStr for SourceRef {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || ModelError::SourceRef(s.to_owned());
         let (kind, name) = s.split_once('/').ok_or_else(bad)?;
-        let kind = match kind {
-            "configmap" => SourceKind::ConfigMap,
-            "secret" => SourceKind::Secret,
-            _ => return Err(bad()),
-        };
+        let kind = SourceKind::from_singular(kind).ok_or_else(bad)?;
         if name.is_empty() {
             return Err(bad());
         }
@@ -157,14 +162,7 @@ impl WorkloadKind {
     ];
 
     pub fn api_kind(self) -> &'static str {
-        match self {
-            WorkloadKind::Deployment => "Deployment",
-            WorkloadKind::StatefulSet => "StatefulSet",
-            WorkloadKind::DaemonSet => "DaemonSet",
-            WorkloadKind::CronJob => "CronJob",
-            WorkloadKind::Job => "Job",
-            WorkloadKind::Rollout => "Rollout",
-        }
+        WORKLOAD_NAMES[self as usize].0
     }
 
     pub fn from_api_kind(kind: &str) -> Option<Self> {
@@ -173,22 +171,21 @@ impl WorkloadKind {
 
     /// The flag spelling: lowercase plural, as `--ignored-workload-types` takes it.
     pub fn plural(self) -> &'static str {
-        match self {
-            WorkloadKind::Deployment => "deployments",
-            WorkloadKind::StatefulSet => "statefulsets",
-            WorkloadKind::DaemonSet => "daemonsets",
-            WorkloadKind::CronJob => "cronjobs",
-            WorkloadKind::Job => "jobs",
-            WorkloadKind::Rollout => "rollouts",
-        }
+        WORKLOAD_NAMES[self as usize].1
     }
 }
 
-impl fmt::Display for WorkloadKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.plural())
-    }
-}
+/// Each workload kind's API kind and flag spelling, in declaration order.
+const WORKLOAD_NAMES: [(&str, &str); 6] = [
+    ("Deployment", "deployments"),
+    ("StatefulSet", "statefulsets"),
+    ("DaemonSet", "daemonsets"),
+    ("CronJob", "cronjobs"),
+    ("Job", "jobs"),
+    ("Rollout", "rollouts"),
+];
+
+display_as!(WorkloadKind, plural);
 
 /// Accepts the plural (Reloader's spelling) or the singular, in any case.
 impl FromStr for WorkloadKind {
@@ -216,28 +213,22 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    pub const ALL: [Strategy; 2] = [Strategy::EnvVars, Strategy::Annotations];
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::EnvVars => "env-vars",
-            Strategy::Annotations => "annotations",
-        }
+        ["env-vars", "annotations"][self as usize]
     }
 }
 
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as!(Strategy, as_str);
 
 impl FromStr for Strategy {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "env-vars" => Ok(Strategy::EnvVars),
-            "annotations" => Ok(Strategy::Annotations),
-            _ => Err(ModelError::Strategy(s.to_owned())),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| ModelError::Strategy(s.to_owned()))
     }
 }
 
@@ -262,14 +253,16 @@ impl RolloutStrategy {
     }
 }
 
-impl fmt::Display for RolloutStrategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl RolloutStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
             RolloutStrategy::Restart => "restart",
             RolloutStrategy::Rollout => "rollout",
-        })
+        }
     }
 }
+
+display_as!(RolloutStrategy, as_str);
 
 #[cfg(test)]
 mod tests {

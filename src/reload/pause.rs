@@ -1,4 +1,4 @@
-//! `deployment.P/pause-period` (DESIGN §1.1): after a reload, keep the Deployment's rollout
+//! `deployment.P/pause-period` (README, "Pausing a Deployment's rollout"): after a reload, keep the Deployment's rollout
 //! paused for that long, so further changes land in the same paused template and Kubernetes
 //! rolls once when it is resumed.
 //!

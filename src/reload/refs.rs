@@ -1,4 +1,4 @@
-//! Which ConfigMaps and Secrets a pod spec uses, per container (DESIGN §1.2).
+//! Which ConfigMaps and Secrets a pod spec uses, per container (README, "Opting in").
 
 use std::collections::{BTreeMap, BTreeSet};
 

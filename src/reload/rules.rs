@@ -1,5 +1,5 @@
 //! Does a change to this ConfigMap/Secret reload this workload? Reloader's ShouldReload
-//! precedence, kept exactly (DESIGN §1.1), over both annotation vocabularies.
+//! precedence, kept exactly (README, "Opting in"), over both annotation vocabularies.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -115,27 +115,17 @@ async fn metrics_text(State(admin): State<Admin>) -> Response {
 mod tests {
     use axum::body::Body;
     use axum::http::Request;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
 
     use super::*;
     use crate::metrics::{AdmissionOutcome, Endpoint};
 
     async fn get(router: &Router, uri: &str) -> (StatusCode, Option<String>, String) {
         let request = Request::get(uri).body(Body::empty()).expect("request");
-        let response = router.clone().oneshot(request).await.expect("infallible");
-        let status = response.status();
-        let content_type = response
-            .headers()
+        let (status, headers, bytes) = crate::testing::oneshot(router, request).await;
+        let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
         (
             status,
             content_type,

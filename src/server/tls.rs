@@ -301,6 +301,16 @@ mod tests {
         CertificateDer::from_pem_slice(pem.as_bytes()).expect("pem")
     }
 
+    /// Two certificates from one CA, the first served from a projected volume, and a
+    /// resolver that looks at it every `interval`.
+    fn rig(interval: Duration) -> (CertPair, CertPair, Projected, Arc<CertResolver>) {
+        let ca = Ca::new("ca").expect("ca");
+        let (first, second) = (leaf(&ca), leaf(&ca));
+        let projected = Projected::new(&first);
+        let resolver = projected.resolver(interval);
+        (first, second, projected, resolver)
+    }
+
     /// A kubelet-style projected volume: `tls.crt -> ..data/tls.crt`, `..data -> ..<gen>`.
     struct Projected {
         dir: tempfile::TempDir,
@@ -322,6 +332,20 @@ mod tests {
                 .expect("link");
             }
             projected
+        }
+
+        /// Swaps in a new generation, then checks what the resolver's next look finds and
+        /// which certificate it then serves.
+        fn rotate(
+            &mut self,
+            resolver: &CertResolver,
+            generation: &str,
+            (cert, key): (&str, &str),
+            (want, serving): (Refresh, &str),
+        ) {
+            self.swap(generation, cert, key);
+            assert_eq!(resolver.refresh(), want, "{generation}");
+            assert_eq!(resolver.current().cert[0], der(serving), "{generation}");
         }
 
         /// Writes a new generation and swaps `..data` to it atomically, as kubelet does.
@@ -369,24 +393,17 @@ mod tests {
 
     #[test]
     fn symlink_swap_is_picked_up() {
-        let ca = Ca::new("ca").expect("ca");
-        let (a, b) = (leaf(&ca), leaf(&ca));
-        let mut projected = Projected::new(&a);
-        let resolver = projected.resolver(Duration::ZERO);
+        let (a, b, mut projected, resolver) = rig(Duration::ZERO);
         assert_eq!(resolver.current().cert[0], der(&a.cert_pem));
         assert_eq!(resolver.refresh(), Refresh::Unchanged);
 
-        projected.swap("..gen_b", &b.cert_pem, &b.key_pem);
-        assert_eq!(resolver.refresh(), Refresh::Reloaded);
-        assert_eq!(resolver.current().cert[0], der(&b.cert_pem));
+        let to_b = (Refresh::Reloaded, b.cert_pem.as_str());
+        projected.rotate(&resolver, "..gen_b", (&b.cert_pem, &b.key_pem), to_b);
     }
 
     #[test]
     fn a_bad_change_keeps_the_old_certificate_and_is_reported_once() {
-        let ca = Ca::new("ca").expect("ca");
-        let (a, c) = (leaf(&ca), leaf(&ca));
-        let mut projected = Projected::new(&a);
-        let resolver = projected.resolver(Duration::ZERO);
+        let (a, c, mut projected, resolver) = rig(Duration::ZERO);
 
         projected.swap("..gen_b", "garbage", &a.key_pem);
         assert_eq!(resolver.refresh(), Refresh::Rejected);
@@ -394,24 +411,17 @@ mod tests {
         assert_eq!(resolver.current().cert[0], der(&a.cert_pem));
 
         // Half a rotation (new certificate, old key) is also refused.
-        projected.swap("..gen_c", &c.cert_pem, &a.key_pem);
-        assert_eq!(resolver.refresh(), Refresh::Rejected);
-        assert_eq!(resolver.current().cert[0], der(&a.cert_pem));
-
-        projected.swap("..gen_d", &c.cert_pem, &c.key_pem);
-        assert_eq!(resolver.refresh(), Refresh::Reloaded);
-        assert_eq!(resolver.current().cert[0], der(&c.cert_pem));
+        let kept = (Refresh::Rejected, a.cert_pem.as_str());
+        projected.rotate(&resolver, "..gen_c", (&c.cert_pem, &a.key_pem), kept);
+        let to_c = (Refresh::Reloaded, c.cert_pem.as_str());
+        projected.rotate(&resolver, "..gen_d", (&c.cert_pem, &c.key_pem), to_c);
     }
 
     #[test]
     fn files_are_looked_at_once_per_interval() {
-        let ca = Ca::new("ca").expect("ca");
-        let (a, b) = (leaf(&ca), leaf(&ca));
-        let mut projected = Projected::new(&a);
-        let resolver = projected.resolver(Duration::from_secs(3600));
-        projected.swap("..gen_b", &b.cert_pem, &b.key_pem);
-        assert_eq!(resolver.refresh(), Refresh::NotDue);
-        assert_eq!(resolver.current().cert[0], der(&a.cert_pem));
+        let (a, b, mut projected, resolver) = rig(Duration::from_secs(3600));
+        let not_due = (Refresh::NotDue, a.cert_pem.as_str());
+        projected.rotate(&resolver, "..gen_b", (&b.cert_pem, &b.key_pem), not_due);
     }
 
     #[test]

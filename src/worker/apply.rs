@@ -104,66 +104,79 @@ impl Target<'_> {
     }
 }
 
-/// Reloads one workload for the given changes, with retries on conflicts and API errors.
-pub async fn reload(
-    client: &Client,
-    strategy: Strategy,
-    vocabulary: &Vocabulary,
-    t: &Target<'_>,
-    changes: &[Reload],
-) -> Result<Applied, Error> {
-    if t.kind == WorkloadKind::Job {
-        return recreate_job(client, strategy, vocabulary, t, changes).await;
-    }
-    let api = Workloads::new(client, t.namespace, t.kind);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let obj = match api.get(t.name).await {
-            Ok(Some(obj)) => obj,
-            Ok(None) => return Ok(Applied::Gone),
-            Err(source) if attempt >= ATTEMPTS => {
-                return Err(Error::Read {
-                    kind: t.kind,
-                    namespace: t.namespace.to_owned(),
-                    name: t.name.to_owned(),
-                    source,
-                });
-            }
-            Err(error) => {
-                tracing::debug!(attempt, %error, "read failed; retrying");
-                tokio::time::sleep(retry::backoff(attempt)).await;
-                continue;
-            }
-        };
-        let now = Timestamp::now();
-        let writing = Writing {
-            strategy,
-            vocabulary,
+/// How reloads are applied: through which client, written how.
+pub struct Applier<'a> {
+    pub client: &'a Client,
+    pub strategy: Strategy,
+    pub vocabulary: &'a Vocabulary,
+}
+
+impl Applier<'_> {
+    fn writing(&self, now: Timestamp) -> Writing<'_> {
+        Writing {
+            strategy: self.strategy,
+            vocabulary: self.vocabulary,
             now,
-        };
-        let value = serde_json::to_value(&obj).map_err(|e| t.plan_error(PlanError::Read(e)))?;
-        let (mut ops, planned) = plan::workload(&writing, t.namespace, t.kind, &value, changes)
-            .map_err(|e| t.plan_error(e))?;
-        if ops.is_empty() {
-            return Ok(planned.into());
         }
-        // A Deployment's pause-period pauses (or resumes) in the same guarded patch.
-        ops.extend(pause_ops(vocabulary, t.kind, &obj, now));
-        match api.patch(t.name, ops).await {
-            Ok(()) => return Ok(Applied::Reloaded),
-            Err(source) if attempt >= ATTEMPTS => {
-                return Err(Error::Patch {
-                    kind: t.kind,
-                    namespace: t.namespace.to_owned(),
-                    name: t.name.to_owned(),
-                    attempts: attempt,
-                    source,
-                });
+    }
+
+    /// Reloads one workload for the given changes, with retries on conflicts and API
+    /// errors.
+    pub async fn reload(&self, t: &Target<'_>, changes: &[Reload]) -> Result<Applied, Error> {
+        if t.kind == WorkloadKind::Job {
+            return self.recreate_job(t, changes).await;
+        }
+        self.patch(t, changes).await
+    }
+
+    /// The read-plan-patch cycle of every kind but Job.
+    async fn patch(&self, t: &Target<'_>, changes: &[Reload]) -> Result<Applied, Error> {
+        let api = Workloads::new(self.client, t.namespace, t.kind);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let obj = match api.get(t.name).await {
+                Ok(Some(obj)) => obj,
+                Ok(None) => return Ok(Applied::Gone),
+                Err(source) if attempt >= ATTEMPTS => {
+                    return Err(Error::Read {
+                        kind: t.kind,
+                        namespace: t.namespace.to_owned(),
+                        name: t.name.to_owned(),
+                        source,
+                    });
+                }
+                Err(error) => {
+                    tracing::debug!(attempt, %error, "read failed; retrying");
+                    tokio::time::sleep(retry::backoff(attempt)).await;
+                    continue;
+                }
+            };
+            let now = Timestamp::now();
+            let writing = self.writing(now);
+            let value = serde_json::to_value(&obj).map_err(|e| t.plan_error(PlanError::Read(e)))?;
+            let (mut ops, planned) = plan::workload(&writing, t.namespace, t.kind, &value, changes)
+                .map_err(|e| t.plan_error(e))?;
+            if ops.is_empty() {
+                return Ok(planned.into());
             }
-            Err(error) => {
-                tracing::debug!(attempt, %error, "patch refused; reading again");
-                tokio::time::sleep(retry::backoff(attempt)).await;
+            // A Deployment's pause-period pauses (or resumes) in the same guarded patch.
+            ops.extend(pause_ops(self.vocabulary, t.kind, &obj, now));
+            match api.patch(t.name, ops).await {
+                Ok(()) => return Ok(Applied::Reloaded),
+                Err(source) if attempt >= ATTEMPTS => {
+                    return Err(Error::Patch {
+                        kind: t.kind,
+                        namespace: t.namespace.to_owned(),
+                        name: t.name.to_owned(),
+                        attempts: attempt,
+                        source,
+                    });
+                }
+                Err(error) => {
+                    tracing::debug!(attempt, %error, "patch refused; reading again");
+                    tokio::time::sleep(retry::backoff(attempt)).await;
+                }
             }
         }
     }
@@ -216,68 +229,61 @@ fn pause_ops(
     }
 }
 
-/// Jobs cannot change their template: as Reloader does, delete the Job and create a copy.
-async fn recreate_job(
-    client: &Client,
-    strategy: Strategy,
-    vocabulary: &Vocabulary,
-    t: &Target<'_>,
-    changes: &[Reload],
-) -> Result<Applied, Error> {
-    let api = Jobs::new(client, t.namespace);
-    let recreate_err = |source| Error::Recreate {
-        namespace: t.namespace.to_owned(),
-        name: t.name.to_owned(),
-        source,
-    };
-    let mut attempt = 0;
-    let copy = loop {
-        attempt += 1;
-        let job = match api.get(t.name).await {
-            Ok(Some(job)) => job,
-            Ok(None) => return Ok(Applied::Gone),
-            Err(error) if attempt < ATTEMPTS && retry::transient(&error) => {
-                tokio::time::sleep(retry::backoff(attempt)).await;
-                continue;
-            }
-            Err(source) => return Err(recreate_err(source)),
+impl Applier<'_> {
+    /// Jobs cannot change their template: as Reloader does, delete the Job and create a
+    /// copy.
+    async fn recreate_job(&self, t: &Target<'_>, changes: &[Reload]) -> Result<Applied, Error> {
+        let api = Jobs::new(self.client, t.namespace);
+        let recreate_err = |source| Error::Recreate {
+            namespace: t.namespace.to_owned(),
+            name: t.name.to_owned(),
+            source,
         };
-        let writing = Writing {
-            strategy,
-            vocabulary,
-            now: Timestamp::now(),
-        };
-        let copy = match plan::job_copy(&writing, t.namespace, &job, changes) {
-            Ok(Ok(copy)) => copy,
-            Ok(Err(planned)) => return Ok(planned.into()),
-            Err(e) => return Err(t.plan_error(e)),
-        };
-        // Delete exactly the Job that was planned against: another replica that already
-        // recreated it makes this fail, and the next read finds the change applied.
-        match api.delete_exactly(&job).await {
-            Ok(()) => break copy,
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => {
-                tokio::time::sleep(retry::backoff(attempt)).await;
+        let mut attempt = 0;
+        let copy = loop {
+            attempt += 1;
+            let job = match api.get(t.name).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return Ok(Applied::Gone),
+                Err(error) if attempt < ATTEMPTS && retry::transient(&error) => {
+                    tokio::time::sleep(retry::backoff(attempt)).await;
+                    continue;
+                }
+                Err(source) => return Err(recreate_err(source)),
+            };
+            let writing = self.writing(Timestamp::now());
+            let copy = match plan::job_copy(&writing, t.namespace, &job, changes) {
+                Ok(Ok(copy)) => copy,
+                Ok(Err(planned)) => return Ok(planned.into()),
+                Err(e) => return Err(t.plan_error(e)),
+            };
+            // Delete exactly the Job that was planned against: another replica that already
+            // recreated it makes this fail, and the next read finds the change applied.
+            match api.delete_exactly(&job).await {
+                Ok(()) => break copy,
+                Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => {
+                    tokio::time::sleep(retry::backoff(attempt)).await;
+                }
+                Err(source) => return Err(recreate_err(source)),
             }
-            Err(source) => return Err(recreate_err(source)),
-        }
-    };
-    // The name is free once the delete is done (the Job has no finalizers of its own). The
-    // old Job is gone now, so try hard: only the copy in hand can bring it back.
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match api.create(&copy).await {
-            Ok(()) => return Ok(Applied::Reloaded),
-            Err(error) if attempt < JOB_CREATE_ATTEMPTS && retry::transient(&error) => {
-                tokio::time::sleep(retry::backoff(attempt)).await;
-            }
-            Err(source) => {
-                return Err(Error::JobLost {
-                    namespace: t.namespace.to_owned(),
-                    name: t.name.to_owned(),
-                    source,
-                });
+        };
+        // The name is free once the delete is done (the Job has no finalizers of its own). The
+        // old Job is gone now, so try hard: only the copy in hand can bring it back.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match api.create(&copy).await {
+                Ok(()) => return Ok(Applied::Reloaded),
+                Err(error) if attempt < JOB_CREATE_ATTEMPTS && retry::transient(&error) => {
+                    tokio::time::sleep(retry::backoff(attempt)).await;
+                }
+                Err(source) => {
+                    return Err(Error::JobLost {
+                        namespace: t.namespace.to_owned(),
+                        name: t.name.to_owned(),
+                        source,
+                    });
+                }
             }
         }
     }

@@ -25,7 +25,7 @@ use crate::reload::plan::{self, Confirmed, Reload};
 use crate::reload::report;
 use crate::reload::rules::RuleOptions;
 use crate::reload::workload::WorkloadId;
-use apply::{Applied, Target};
+use apply::{Applied, Applier, Target};
 use confirm::Outcome;
 
 pub struct Worker {
@@ -124,15 +124,15 @@ impl Worker {
             kind: id.kind,
             name: &id.name,
         };
-        let result = apply::reload(
-            &self.client,
-            self.strategy,
-            &self.rules.vocabulary,
-            &target,
-            changes,
-        )
-        .instrument(span.clone())
-        .await;
+        let applier = Applier {
+            client: &self.client,
+            strategy: self.strategy,
+            vocabulary: &self.rules.vocabulary,
+        };
+        let result = applier
+            .reload(&target, changes)
+            .instrument(span.clone())
+            .await;
         let sources: Vec<String> = changes.iter().map(|c| c.source.to_string()).collect();
         // No span guard across an await: reloads run concurrently on one task.
         let outcome = span.in_scope(|| match &result {

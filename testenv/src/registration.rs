@@ -14,7 +14,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use kreload::reload::keys::{FIELD_MANAGER, OBSERVED};
 
@@ -143,15 +142,31 @@ fn with_type<T: serde::Serialize>(obj: &T, kind: &str) -> serde_json::Value {
     v
 }
 
+/// Fetches `path` from kreload's plain-HTTP admin port; the body, when it answered 200.
+pub async fn admin_get(admin: SocketAddr, path: &str) -> Option<String> {
+    let stream = tokio::net::TcpStream::connect(admin).await.ok()?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header(http::header::HOST, admin.to_string())
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .ok()?;
+    let response = sender.send_request(request).await.ok()?;
+    let ok = response.status() == http::StatusCode::OK;
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .ok()?
+        .to_bytes();
+    connection.abort();
+    ok.then(|| String::from_utf8_lossy(&body).into_owned())
+}
+
 /// Reads kreload's `kreload_admission_requests_total` for one endpoint from its admin port.
 pub async fn admission_count(admin: SocketAddr, endpoint: &str) -> Option<f64> {
-    let mut stream = tokio::net::TcpStream::connect(admin).await.ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await.ok()?;
+    let text = admin_get(admin, "/metrics").await?;
     let needle = format!("endpoint=\"{endpoint}\"");
     Some(
         text.lines()

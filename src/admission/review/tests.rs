@@ -2,9 +2,7 @@ use std::sync::Mutex;
 
 use axum::body::Body;
 use axum::http::Request;
-use http_body_util::BodyExt;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use super::*;
 
@@ -64,14 +62,7 @@ async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCo
         .header("content-type", "application/json")
         .body(Body::from(body.to_owned()))
         .expect("request");
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let (status, _, bytes) = crate::testing::oneshot(router, request).await;
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),

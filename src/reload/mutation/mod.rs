@@ -9,7 +9,7 @@
 
 mod ops;
 
-pub use ops::{rebaseline_ops, restore_ops};
+pub use ops::{Marks, rebaseline_ops, restore_ops};
 use ops::{string_map, template};
 
 use json_patch::PatchOperation;
@@ -80,7 +80,10 @@ pub fn decide(rules: &RuleOptions, req: &Request, live: Option<&Observed>) -> Mu
             .unwrap_or_default();
         Mutation::NeedsLive(sources)
     };
-    let vocabulary = &rules.vocabulary;
+    let marks = Marks {
+        kind: req.kind,
+        vocabulary: &rules.vocabulary,
+    };
     let mut ops = Vec::new();
     let observed = match (req.operation, req.old) {
         (Operation::Update, Some(_)) if req.by_kreload => {
@@ -88,7 +91,7 @@ pub fn decide(rules: &RuleOptions, req: &Request, live: Option<&Observed>) -> Mu
             return Mutation::Nothing;
         }
         (Operation::Update, Some(old)) => {
-            ops = restore_ops(req.kind, vocabulary, old, req.new);
+            ops = restore_ops(marks, old, req.new);
             let mut patched = req.new.clone();
             if json_patch::patch(&mut patched, &json_patch::Patch(ops.clone())).is_err() {
                 ops.clear();
@@ -100,7 +103,7 @@ pub fn decide(rules: &RuleOptions, req: &Request, live: Option<&Observed>) -> Mu
                 let Some(live) = live else {
                     return needs_live();
                 };
-                ops.extend(rebaseline_ops(req.kind, vocabulary, &patched, live));
+                ops.extend(rebaseline_ops(marks, &patched, live));
                 Some(live.render())
             } else {
                 // Same template, same baseline: put back a record a replace dropped or
@@ -112,7 +115,7 @@ pub fn decide(rules: &RuleOptions, req: &Request, live: Option<&Observed>) -> Mu
             let Some(live) = live else {
                 return needs_live();
             };
-            ops.extend(rebaseline_ops(req.kind, vocabulary, req.new, live));
+            ops.extend(rebaseline_ops(marks, req.new, live));
             Some(live.render())
         }
     };

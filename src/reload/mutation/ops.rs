@@ -52,17 +52,26 @@ fn is_ours(name: &str) -> bool {
     name.starts_with(ENV_PREFIX) && (name.ends_with("_CONFIGMAP") || name.ends_with("_SECRET"))
 }
 
+/// kreload's marks in one kind of workload's template: its env vars and its
+/// last-reloaded-from records, under the prefixes of `vocabulary`.
+#[derive(Clone, Copy)]
+pub struct Marks<'a> {
+    pub kind: WorkloadKind,
+    pub vocabulary: &'a Vocabulary,
+}
+
+impl Marks<'_> {
+    fn template<'v>(&self, obj: &'v Value) -> Option<&'v Value> {
+        obj.pointer(template_path(self.kind))
+    }
+}
+
 /// Operations that put back kreload's env vars and last-reloaded-from annotations that
 /// `old` had and `new` lost (a re-apply with replace), so the template stays as it was.
-pub fn restore_ops(
-    kind: WorkloadKind,
-    vocabulary: &Vocabulary,
-    old: &Value,
-    new: &Value,
-) -> Vec<PatchOperation> {
-    let base = template_path(kind);
+pub fn restore_ops(marks: Marks, old: &Value, new: &Value) -> Vec<PatchOperation> {
+    let (kind, vocabulary) = (marks.kind, marks.vocabulary);
     let mut ops = Vec::new();
-    let (Some(old_t), Some(new_t)) = (old.pointer(base), new.pointer(base)) else {
+    let (Some(old_t), Some(new_t)) = (marks.template(old), marks.template(new)) else {
         return ops;
     };
     for (i, nc) in containers(new_t).iter().enumerate() {
@@ -129,17 +138,12 @@ pub fn restore_ops(
 /// which `live` records. kreload's marks for those sources (env vars, last-reloaded-from
 /// records) must say the same, or a later change back to a hash a stale mark still carries
 /// would be taken as already applied. The template changes anyway, so this adds no rollout.
-pub fn rebaseline_ops(
-    kind: WorkloadKind,
-    vocabulary: &Vocabulary,
-    obj: &Value,
-    live: &Observed,
-) -> Vec<PatchOperation> {
-    let base = template_path(kind);
-    let mut ops = Vec::new();
-    let Some(t) = obj.pointer(base) else {
-        return ops;
+pub fn rebaseline_ops(marks: Marks, obj: &Value, live: &Observed) -> Vec<PatchOperation> {
+    let (kind, vocabulary) = (marks.kind, marks.vocabulary);
+    let Some(t) = marks.template(obj) else {
+        return Vec::new();
     };
+    let mut ops = Vec::new();
     for (source, hash) in live.iter() {
         let name = env_var_name(source);
         for (i, c) in containers(t).iter().enumerate() {

@@ -1,4 +1,4 @@
-//! What to write to reload a workload (DESIGN §1.3, §1.4).
+//! What to write to reload a workload (README, "How a reload is written").
 //!
 //! Every patch is a JSON Patch against the live object the worker just read, so one code
 //! path serves built-in kinds and the Argo Rollout CRD. It starts with a `test` of

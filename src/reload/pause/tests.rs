@@ -4,21 +4,30 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::reload::testing::pairs as map;
 
 const PERIOD: &str = "deployment.reloader.stakater.com/pause-period";
 const PAUSED_AT: &str = "deployment.reloader.stakater.com/paused-at";
 const K_PERIOD: &str = "deployment.kreload.dev/pause-period";
 const K_PAUSED_AT: &str = "deployment.kreload.dev/paused-at";
 
-fn t(s: &str) -> Timestamp {
-    s.parse().expect("timestamp")
+/// Both prefixes, as kreload runs by default.
+static DEFAULT: std::sync::LazyLock<Vocabulary> = std::sync::LazyLock::new(Vocabulary::default);
+
+fn view<'a>(
+    vocabulary: &'a Vocabulary,
+    annotations: &'a BTreeMap<String, String>,
+    paused: bool,
+) -> PauseView<'a> {
+    PauseView {
+        vocabulary,
+        annotations,
+        paused,
+    }
 }
 
-fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+fn t(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
 }
 
 /// A Deployment document with these annotations and `spec.paused`, so ops can be applied.
@@ -39,14 +48,9 @@ const NOW: &str = "2025-03-01T12:00:00.750Z";
 
 #[test]
 fn first_reload_pauses_under_the_period_prefix() {
-    let vocabulary = Vocabulary::default();
     for (period_key, paused_at_key) in [(PERIOD, PAUSED_AT), (K_PERIOD, K_PAUSED_AT)] {
         let annotations = map(&[(period_key, "5m"), ("team", "a")]);
-        let view = PauseView {
-            vocabulary: &vocabulary,
-            annotations: &annotations,
-            paused: false,
-        };
+        let view = view(&DEFAULT, &annotations, false);
         let OnReload::Pause { ops, until } = on_reload(WorkloadKind::Deployment, &view, t(NOW))
         else {
             panic!("expected a pause");
@@ -77,11 +81,7 @@ fn kreload_period_wins_and_a_stale_paused_at_elsewhere_is_removed() {
         (PERIOD, "1h"),
         (PAUSED_AT, "2020-01-01T00:00:00Z"),
     ]);
-    let view = PauseView {
-        vocabulary: &vocabulary,
-        annotations: &annotations,
-        paused: false,
-    };
+    let view = view(&vocabulary, &annotations, false);
     let OnReload::Pause { ops, until } = on_reload(WorkloadKind::Deployment, &view, t(NOW)) else {
         panic!("expected a pause");
     };
@@ -173,24 +173,15 @@ fn reloads_that_do_not_pause() {
     let now = t(NOW);
     let cases = cases_without_a_pause(&vocabulary, &strict);
     for (name, kind, vocabulary, annotations, paused, want) in cases {
-        let view = PauseView {
-            vocabulary,
-            annotations: &annotations,
-            paused,
-        };
+        let view = view(vocabulary, &annotations, paused);
         assert_eq!(on_reload(kind, &view, now), want, "{name}");
     }
 }
 
 #[test]
 fn a_reload_inside_the_window_keeps_paused_at() {
-    let vocabulary = Vocabulary::default();
     let annotations = map(&[(PERIOD, "5m"), (PAUSED_AT, "2025-03-01T11:58:00Z")]);
-    let view = PauseView {
-        vocabulary: &vocabulary,
-        annotations: &annotations,
-        paused: true,
-    };
+    let view = view(&DEFAULT, &annotations, true);
     assert_eq!(
         on_reload(WorkloadKind::Deployment, &view, t(NOW)),
         OnReload::InWindow {
@@ -213,7 +204,6 @@ fn a_reload_inside_the_window_keeps_paused_at() {
 
 #[test]
 fn a_reload_after_the_window_resumes_in_the_same_patch() {
-    let vocabulary = Vocabulary::default();
     let cases = [
         (
             map(&[(PERIOD, "1m"), (PAUSED_AT, "2025-03-01T11:59:00Z")]),
@@ -236,11 +226,7 @@ fn a_reload_after_the_window_resumes_in_the_same_patch() {
         ),
     ];
     for (annotations, want) in cases {
-        let view = PauseView {
-            vocabulary: &vocabulary,
-            annotations: &annotations,
-            paused: true,
-        };
+        let view = view(&DEFAULT, &annotations, true);
         let OnReload::Resume { ops, reason } = on_reload(WorkloadKind::Deployment, &view, t(NOW))
         else {
             panic!("expected a resume for {annotations:?}");
@@ -254,13 +240,8 @@ fn a_reload_after_the_window_resumes_in_the_same_patch() {
 
 #[test]
 fn timer_waits_resumes_or_forgets() {
-    let vocabulary = Vocabulary::default();
     let ours = map(&[(PERIOD, "5m"), (PAUSED_AT, "2025-03-01T12:00:00Z")]);
-    let view = PauseView {
-        vocabulary: &vocabulary,
-        annotations: &ours,
-        paused: true,
-    };
+    let view = view(&DEFAULT, &ours, true);
     assert_eq!(
         on_timer(&view, t("2025-03-01T12:04:59Z")),
         OnTimer::Wait {
@@ -320,17 +301,12 @@ fn timer_never_resumes_what_kreload_did_not_pause() {
 
 #[test]
 fn resume_removes_paused_at_under_every_enabled_prefix() {
-    let vocabulary = Vocabulary::default();
     let both = map(&[
         (K_PERIOD, "1m"),
         (K_PAUSED_AT, "2025-03-01T11:00:00Z"),
         (PAUSED_AT, "2025-03-01T11:00:00Z"),
     ]);
-    let view = PauseView {
-        vocabulary: &vocabulary,
-        annotations: &both,
-        paused: true,
-    };
+    let view = view(&DEFAULT, &both, true);
     let OnTimer::Resume { ops, .. } = on_timer(&view, t(NOW)) else {
         panic!("expected a resume");
     };

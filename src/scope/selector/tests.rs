@@ -1,15 +1,9 @@
 use super::*;
+use crate::testing::pairs as labels;
 
 fn parse(values: &[&str]) -> Result<Selector, SelectorError> {
     let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
     Selector::parse(&values)
-}
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
 }
 
 #[test]
@@ -108,53 +102,27 @@ fn greater_and_less_compare_integers_and_need_the_key() {
     assert!(!selector.matches(&labels(&[])));
 }
 
-/// What a bad selector's error names: the variant and the part it quotes.
-#[derive(Debug)]
-enum Bad {
-    Syntax(&'static str),
-    Key(&'static str),
-    Value(&'static str),
-}
+const BAD: &str = include_str!("bad.jsonl");
 
 #[test]
 fn bad_selectors_are_refused_naming_the_bad_part() {
-    let cases: &[(&[&str], Bad)] = &[
-        (&["env!"], Bad::Syntax("'!'")),
-        (&["env in (a"], Bad::Syntax("end of input")),
-        (&["env in a"], Bad::Syntax("\"a\"")),
-        (&["env in (a b)"], Bad::Syntax("\"b\"")),
-        (&["=prod"], Bad::Syntax("'='")),
-        (&["a=b", ""], Bad::Syntax("end of input")),
-        (&["bad key=x"], Bad::Syntax("\"key\"")),
-        (&["!a=b"], Bad::Syntax("'='")),
-        (&["a=b=c"], Bad::Syntax("'='")),
-        (&["env=(x)"], Bad::Syntax("'('")),
-        (&["n>"], Bad::Syntax("end of input")),
-        (&["-env=x"], Bad::Key("-env")),
-        (&["Example.com/env=x"], Bad::Key("Example.com/env")),
-        (&["/env"], Bad::Key("/env")),
-        (&["a/b/c"], Bad::Key("a/b/c")),
-        (&["example.com/"], Bad::Key("example.com/")),
-        (&["env!=*"], Bad::Value("*")),
-        (&["env==*"], Bad::Value("*")),
-        (&["env=a b"], Bad::Syntax("\"b\"")),
-        (&["env=-dev"], Bad::Value("-dev")),
-        (&["env in (ok", "not/ok)"], Bad::Value("not/ok")),
-        (&["n>two"], Bad::Value("two")),
-        (&["n<-1"], Bad::Value("-1")),
-        // Reloader would silently drop the second ':' part; kreload refuses.
-        (&["env:a:b"], Bad::Value("a:b")),
-    ];
-    for (values, bad) in cases {
-        let err = parse(values).expect_err(&format!("{values:?}"));
+    let cases: Vec<(Vec<String>, String, String)> = BAD
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(cases.len(), 24, "every line of the table is read");
+    for (values, kind, part) in &cases {
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let err = parse(&values).expect_err(&format!("{values:?}"));
         let message = err.to_string();
-        let named = match (bad, &err) {
-            (Bad::Syntax(found), SelectorError::Syntax { found: f, .. }) => f == found,
-            (Bad::Key(key), SelectorError::Key { key: k, .. }) => k == key,
-            (Bad::Value(value), SelectorError::Value { value: v, .. }) => v == value,
+        let named = match (kind.as_str(), &err) {
+            ("syntax", SelectorError::Syntax { found, .. }) => found == part,
+            ("key", SelectorError::Key { key, .. }) => key == part,
+            ("value", SelectorError::Value { value, .. }) => value == part,
             _ => false,
         };
-        assert!(named, "{values:?}: expected {bad:?}, got {err:?}");
+        assert!(named, "{values:?}: expected {kind} {part:?}, got {err:?}");
         assert!(message.starts_with("label selector "), "{message}");
     }
 }

@@ -131,11 +131,9 @@ impl Instance {
 
     /// Sum of a metric's samples whose line contains every `filter`.
     pub async fn metric(&self, name: &str, filters: &[&str]) -> Result<f64> {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut stream = tokio::net::TcpStream::connect(self.admin).await?;
-        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await?;
+        let text = local::admin_get(self.admin, "/metrics")
+            .await
+            .context("kreload's /metrics did not answer")?;
         Ok(text
             .lines()
             .filter(|l| l.starts_with(name) && filters.iter().all(|f| l.contains(f)))

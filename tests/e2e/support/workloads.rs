@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 pub const IMAGE: &str = "registry.k8s.io/pause:3.10";
 
-/// The ways a pod spec can use a ConfigMap or Secret (DESIGN §1.2).
+/// The ways a pod spec can use a ConfigMap or Secret (README, "Opting in").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {
     Volume,

@@ -22,6 +22,21 @@ fn apply(doc: &Value, ops: Vec<PatchOperation>) -> Value {
     doc
 }
 
+fn marks(vocabulary: &Vocabulary) -> Marks<'_> {
+    Marks {
+        kind: WorkloadKind::Deployment,
+        vocabulary,
+    }
+}
+
+fn restore(old: &Value, new: &Value) -> Vec<PatchOperation> {
+    restore_ops(marks(&Vocabulary::new(true)), old, new)
+}
+
+fn rebaseline(obj: &Value, live: &Observed) -> Vec<PatchOperation> {
+    rebaseline_ops(marks(&Vocabulary::new(true)), obj, live)
+}
+
 fn json(ops: &[PatchOperation]) -> Vec<Value> {
     ops.iter()
         .map(|op| serde_json::to_value(op).expect("op"))
@@ -33,7 +48,7 @@ fn dropped_env_var_is_put_back() {
     let var = json!({"name": "STAKATER_SETTINGS_CONFIGMAP", "value": "abc"});
     let old = deployment(json!([{"name": "A", "value": "1"}, var.clone()]), None);
     let new = deployment(json!([{"name": "A", "value": "1"}]), None);
-    let ops = restore_ops(WorkloadKind::Deployment, &Vocabulary::new(true), &old, &new);
+    let ops = restore(&old, &new);
     let restored = apply(&new, ops);
     assert_eq!(
         restored["spec"]["template"]["spec"]["containers"][0]["env"][1],
@@ -41,7 +56,7 @@ fn dropped_env_var_is_put_back() {
     );
     // Without an env list at all.
     let new = deployment(Value::Null, None);
-    let ops = restore_ops(WorkloadKind::Deployment, &Vocabulary::new(true), &old, &new);
+    let ops = restore(&old, &new);
     let restored = apply(&new, ops);
     assert_eq!(
         restored["spec"]["template"]["spec"]["containers"][0]["env"],
@@ -56,7 +71,7 @@ fn other_env_vars_and_kept_ones_are_left_alone() {
         None,
     );
     let new = deployment(json!([{"name": "STAKATER_X_SECRET", "value": "h"}]), None);
-    assert!(restore_ops(WorkloadKind::Deployment, &Vocabulary::new(true), &old, &new).is_empty());
+    assert!(restore(&old, &new).is_empty());
 }
 
 #[test]
@@ -66,7 +81,7 @@ fn dropped_last_reloaded_from_is_put_back_with_escaped_key() {
         Some(json!({"kreload.dev/last-reloaded-from": "{}", "x": "y"})),
     );
     let new = deployment(Value::Null, Some(json!({"x": "y"})));
-    let ops = restore_ops(WorkloadKind::Deployment, &Vocabulary::new(true), &old, &new);
+    let ops = restore(&old, &new);
     assert_eq!(
         json(&ops)[0]["path"],
         "/spec/template/metadata/annotations/kreload.dev~1last-reloaded-from"
@@ -77,15 +92,7 @@ fn dropped_last_reloaded_from_is_put_back_with_escaped_key() {
         "{}"
     );
     let bare = deployment(Value::Null, None);
-    let restored = apply(
-        &bare,
-        restore_ops(
-            WorkloadKind::Deployment,
-            &Vocabulary::new(true),
-            &old,
-            &bare,
-        ),
-    );
+    let restored = apply(&bare, restore(&old, &bare));
     assert_eq!(
         restored["spec"]["template"]["metadata"]["annotations"]["kreload.dev/last-reloaded-from"],
         "{}"
@@ -98,14 +105,14 @@ fn several_dropped_vars_are_all_put_back() {
     let b = json!({"name": "STAKATER_B_SECRET", "value": "2"});
     let old = deployment(json!([a.clone(), b.clone()]), None);
     let new = deployment(Value::Null, None);
-    let ops = restore_ops(WorkloadKind::Deployment, &Vocabulary::new(true), &old, &new);
+    let ops = restore(&old, &new);
     let restored = apply(&new, ops);
     assert_eq!(
         restored["spec"]["template"]["spec"]["containers"][0]["env"],
         json!([a, b])
     );
     let new = deployment(json!([{"name": "USER", "value": "x"}]), None);
-    let ops = restore_ops(WorkloadKind::Deployment, &Vocabulary::new(true), &old, &new);
+    let ops = restore(&old, &new);
     let restored = apply(&new, ops);
     assert_eq!(
         restored["spec"]["template"]["spec"]["containers"][0]["env"],
@@ -125,12 +132,7 @@ fn rebaseline_rewrites_stale_marks_to_the_live_content() {
         Some(json!({"kreload.dev/last-reloaded-from": record})),
     );
     let live: Observed = [(cm.clone(), "new".to_owned())].into_iter().collect();
-    let ops = rebaseline_ops(
-        WorkloadKind::Deployment,
-        &Vocabulary::new(true),
-        &obj,
-        &live,
-    );
+    let ops = rebaseline(&obj, &live);
     let fixed = apply(&obj, ops);
     let t = &fixed["spec"]["template"];
     assert_eq!(
@@ -145,15 +147,7 @@ fn rebaseline_rewrites_stale_marks_to_the_live_content() {
     assert_eq!(rewritten.hash, "new");
     assert_eq!(rewritten.name, "settings");
     // Marks that already agree, or name other sources, are left alone.
-    assert!(
-        rebaseline_ops(
-            WorkloadKind::Deployment,
-            &Vocabulary::new(true),
-            &fixed,
-            &live
-        )
-        .is_empty()
-    );
+    assert!(rebaseline(&fixed, &live).is_empty());
     let other: Observed = [(
         SourceRef {
             kind: SourceKind::Secret,
@@ -163,13 +157,5 @@ fn rebaseline_rewrites_stale_marks_to_the_live_content() {
     )]
     .into_iter()
     .collect();
-    assert!(
-        rebaseline_ops(
-            WorkloadKind::Deployment,
-            &Vocabulary::new(true),
-            &obj,
-            &other
-        )
-        .is_empty()
-    );
+    assert!(rebaseline(&obj, &other).is_empty());
 }

@@ -8,13 +8,12 @@ fn env_vars_every_kind_then_idempotent() {
     for kind in [Deployment, StatefulSet, DaemonSet, CronJob, Rollout, Job] {
         let mut obj = workload(kind, Some(json!({"kreload.dev/auto": "true"})), template());
         let before = obj.clone();
-        reload(&mut obj, kind, &change(&src, H1, Strategy::EnvVars, true));
-        assert_eq!(
-            env_of(&obj, kind, 0),
+        let with = |hash: &str| {
             json!([{"name": "LOG", "value": "info"},
-                   {"name": "STAKATER_APP_CONFIG_CONFIGMAP", "value": H1}]),
-            "{kind}"
-        );
+                   {"name": "STAKATER_APP_CONFIG_CONFIGMAP", "value": hash}])
+        };
+        reload(&mut obj, kind, &change(&src, H1, Strategy::EnvVars, true));
+        assert_eq!(env_of(&obj, kind, 0), with(H1), "{kind}");
         assert_eq!(
             env_of(&obj, kind, 1),
             Value::Null,
@@ -30,12 +29,7 @@ fn env_vars_every_kind_then_idempotent() {
 
         // New content: the variable is replaced in place, not duplicated.
         reload(&mut obj, kind, &change(&src, H2, Strategy::EnvVars, true));
-        assert_eq!(
-            env_of(&obj, kind, 0),
-            json!([{"name": "LOG", "value": "info"},
-                   {"name": "STAKATER_APP_CONFIG_CONFIGMAP", "value": H2}]),
-            "{kind}"
-        );
+        assert_eq!(env_of(&obj, kind, 0), with(H2), "{kind}");
         assert_eq!(observed_of(&obj).get(&src), Some(H2));
     }
 }
@@ -149,28 +143,24 @@ fn observed_record_alone_means_applied() {
 #[test]
 fn observed_keeps_other_entries_and_replaces_garbage() {
     let src = cm("app-config");
-    let ann = json!({OBSERVED: r#"{"secret/tls":"ff"}"#});
-    let mut obj = workload(Deployment, Some(ann), template());
-    reload(
-        &mut obj,
-        Deployment,
-        &change(&src, H1, Strategy::EnvVars, true),
-    );
-    assert_eq!(
-        obj["metadata"]["annotations"][OBSERVED],
-        format!(r#"{{"configmap/app-config":"{H1}","secret/tls":"ff"}}"#)
-    );
-
-    let mut obj = workload(Deployment, Some(json!({OBSERVED: "not json"})), template());
-    reload(
-        &mut obj,
-        Deployment,
-        &change(&src, H1, Strategy::EnvVars, true),
-    );
-    assert_eq!(
-        obj["metadata"]["annotations"][OBSERVED],
-        format!(r#"{{"configmap/app-config":"{H1}"}}"#)
-    );
+    for (before, after) in [
+        (
+            r#"{"secret/tls":"ff"}"#.to_owned(),
+            format!(r#"{{"configmap/app-config":"{H1}","secret/tls":"ff"}}"#),
+        ),
+        (
+            "not json".to_owned(),
+            format!(r#"{{"configmap/app-config":"{H1}"}}"#),
+        ),
+    ] {
+        let mut obj = workload(Deployment, Some(json!({ OBSERVED: before })), template());
+        reload(
+            &mut obj,
+            Deployment,
+            &change(&src, H1, Strategy::EnvVars, true),
+        );
+        assert_eq!(obj["metadata"]["annotations"][OBSERVED], after);
+    }
 }
 
 #[test]

@@ -1,11 +1,5 @@
 use super::*;
-
-fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::reload::testing::pairs as map;
 
 mod decide;
 

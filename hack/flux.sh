@@ -5,6 +5,10 @@
 #
 #   source-controller  helm-controller  crds/*.yaml
 #
+#   hack/flux.sh               build both controllers if needed (cold: about 14 minutes)
+#   hack/flux.sh --crds-only   only the CRDs of the same releases (seconds: two module zips,
+#                              no build); the directory then holds crds/*.yaml alone
+#
 # The versions are pinned in hack/flux/helm-controller/go.mod and
 # hack/flux/source-controller/go.mod: two helper modules, because the controllers replace
 # github.com/opencontainers/go-digest with different commits. Both controllers have replace
@@ -26,6 +30,9 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
+crds_only=0
+[[ "${1:-}" == --crds-only ]] && crds_only=1
+
 version_of() { awk -v m="github.com/fluxcd/$1" '$1 == m { print $2; exit }' "$mods/$1/go.mod"; }
 helm_version=$(version_of helm-controller)
 source_version=$(version_of source-controller)
@@ -42,6 +49,36 @@ digest=$(cat "$mods"/helm-controller/go.{mod,sum} "$mods"/source-controller/go.{
   | sha256sum | cut -c1-12)
 cache_root="${KRELOAD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kreload}/flux"
 dest="$cache_root/helm-$helm_version-source-$source_version-$digest"
+
+# CRDs only: the controllers' module zips carry config/crd/bases, so `go mod download` of
+# the two modules (checked against the helper modules' go.sum) is all it takes.
+if [[ $crds_only == 1 ]]; then
+  crds_dest="$cache_root/crds-helm-$helm_version-source-$source_version-$digest"
+  if [[ -s "$crds_dest/crds/helm.toolkit.fluxcd.io_helmreleases.yaml" ]]; then
+    log "cached: CRDs of helm-controller $helm_version, source-controller $source_version"
+    echo "$crds_dest"
+    exit 0
+  fi
+  mkdir -p "$cache_root"
+  tmp=$(mktemp -d "$cache_root/.crds.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  chmod 755 "$tmp"
+  mkdir "$tmp/crds"
+  export GOFLAGS="-mod=readonly${GOFLAGS:+ $GOFLAGS}"
+  for b in "${controllers[@]}"; do
+    src=$(cd "$mods/$b" && go mod download -json "github.com/fluxcd/$b" | awk -F'"' '$2 == "Dir" { print $4; exit }')
+    [[ -n "$src" ]] && compgen -G "$src/config/crd/bases/*.yaml" >/dev/null \
+      || { log "no CRDs under ${src:-?}/config/crd/bases for $b"; exit 1; }
+    cp "$src"/config/crd/bases/*.yaml "$tmp/crds/"
+  done
+  chmod u+w "$tmp"/crds/*.yaml
+  rm -rf "$crds_dest"
+  mv "$tmp" "$crds_dest"
+  trap - EXIT
+  log "CRDs of helm-controller $helm_version and source-controller $source_version in $crds_dest"
+  echo "$crds_dest"
+  exit 0
+fi
 
 have_all() {
   for b in "${controllers[@]}"; do [[ -x "$dest/$b" ]] || return 1; done

@@ -5,6 +5,8 @@
 #
 #   hack/image.sh [DIR]      build into DIR (default target/image), tag = Cargo.toml version
 #   KRELOAD_IMAGE_STATIC=1 hack/image.sh   link glibc statically (+crt-static): no libraries
+#   KRELOAD_IMAGE_BINARY=target/debug/kreload hack/image.sh DIR   assemble around that binary,
+#                            no cargo build (the test command does this with its debug build)
 #   skopeo copy oci:target/image:0.1.0 docker://registry.example/kreload:0.1.0   to push
 #
 # The image holds only /kreload, the shared libraries `ldd` says it needs (taken from this
@@ -48,8 +50,13 @@ if [[ "${KRELOAD_IMAGE_STATIC:-0}" == 1 ]]; then
   cargo_args+=(--target "$host")
   bin="$target_dir/$host/release/kreload"
 fi
-log "cargo ${cargo_args[*]} (kreload $version)"
-(cd "$root" && cargo "${cargo_args[@]}") || { log "cargo build failed (output above)"; exit 1; }
+if [[ -n "${KRELOAD_IMAGE_BINARY:-}" ]]; then
+  bin=$KRELOAD_IMAGE_BINARY
+  log "using $bin (no cargo build)"
+else
+  log "cargo ${cargo_args[*]} (kreload $version)"
+  (cd "$root" && cargo "${cargo_args[@]}") || { log "cargo build failed (output above)"; exit 1; }
+fi
 [[ -x "$bin" ]] || { log "no binary at $bin"; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kreload-image.XXXXXX")

@@ -15,6 +15,21 @@ KUBEBUILDER_ASSETS=$(bash hack/controlplane.sh | tail -n 1)
 export KUBEBUILDER_ASSETS
 echo "control plane ready in $((SECONDS - start))s: $KUBEBUILDER_ASSETS"
 
+# The install tests (tests/e2e/install) use real Helm, real cert-manager and Flux's CRDs,
+# all built or fetched from Go modules and cached like the control plane.
+step "helm, cert-manager, Flux CRDs"
+start=$SECONDS
+KRELOAD_HELM=$(bash hack/helm.sh | tail -n 1)/helm
+KRELOAD_CERTMANAGER_DIR=$(bash hack/certmanager.sh | tail -n 1)
+KRELOAD_FLUX_CRDS=$(bash hack/flux.sh --crds-only | tail -n 1)/crds
+export KRELOAD_HELM KRELOAD_CERTMANAGER_DIR KRELOAD_FLUX_CRDS
+# The image test assembles an OCI image with umoci (Debian's package) around the test build.
+if ! command -v umoci >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing umoci (apt-get)"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq umoci >/dev/null
+fi
+echo "tools ready in $((SECONDS - start))s"
+
 step "tree shape (hack/shape.py)"
 python3 hack/shape.py
 

@@ -125,6 +125,10 @@ pub struct Options {
     pub controller_manager: bool,
     /// How long to wait for each component.
     pub ready_timeout: Duration,
+    /// `--enable-aggregator-routing`: the API server reaches a Service-referenced webhook
+    /// at an address of the Service's EndpointSlices instead of its cluster IP, so a test can
+    /// route `<svc>.<ns>.svc` to a process it runs (there is no kube-proxy here).
+    pub aggregator_routing: bool,
 }
 
 impl Default for Options {
@@ -132,6 +136,7 @@ impl Default for Options {
         Self {
             controller_manager: true,
             ready_timeout: Duration::from_secs(60),
+            aggregator_routing: false,
         }
     }
 }
@@ -233,6 +238,7 @@ impl ControlPlane {
                 "--enable-priority-and-fairness=false".to_owned(),
                 "--profiling=false".to_owned(),
                 "--v=1".to_owned(),
+                format!("--enable-aggregator-routing={}", opts.aggregator_routing),
             ],
         )?;
         cp.write_kubeconfig(&ca, &admin)?;

@@ -1,6 +1,10 @@
 //! What kreload's tests and demo stand on, kept out of the product: a local control plane
 //! made of the real binaries, the local registration of kreload's webhooks, and the demo.
 
+pub mod certmanager;
 pub mod controlplane;
 pub mod demo;
+pub mod kubeconfig;
+pub mod netns;
 pub mod registration;
+pub mod tools;

@@ -8,6 +8,7 @@
 
 mod controlplane;
 mod guards;
+mod install;
 mod once;
 mod options;
 mod pause;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
     trials.extend(options::tests());
     trials.extend(rollouts::tests());
     trials.extend(pause::tests());
+    trials.extend(install::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

@@ -41,7 +41,7 @@ async fn narrowing_and_widening_flags(env: Arc<Env>) -> Result<()> {
     ];
     let inst = Instance::start_with(
         &client,
-        env.cp.kubeconfig(),
+        &env.kreload_kubeconfig,
         "options",
         "options",
         &flags,

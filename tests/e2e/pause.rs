@@ -250,7 +250,8 @@ async fn restarted_kreload_resumes(env: Arc<Env>) -> Result<()> {
     // is down nothing else may resume this Deployment.
     let flags = ["--coalesce-window=1s", "--auto-reload-all"];
     let label = "pause-restart";
-    let mut first = Instance::start(&client, env.cp.kubeconfig(), "pause-a", label, &flags).await?;
+    let mut first =
+        Instance::start(&client, &env.kreload_kubeconfig, "pause-a", label, &flags).await?;
     let ns = namespace(&client, "pause-restart", &first.labels()).await?;
     configmap(&client, &ns, "settings", &[("k", "1")]).await?;
     // kreload's own vocabulary this time.
@@ -287,7 +288,8 @@ async fn restarted_kreload_resumes(env: Arc<Env>) -> Result<()> {
     ensure!(paused(&web), "resumed with no kreload running");
     ensure!(replica_sets(&client, &ns, "web").await?.len() == 1);
 
-    let second = Instance::start(&client, env.cp.kubeconfig(), "pause-b", label, &flags).await?;
+    let second =
+        Instance::start(&client, &env.kreload_kubeconfig, "pause-b", label, &flags).await?;
     let web = eventually("the new kreload to resume web", TIMEOUT, || async {
         let obj = get(&client, &ns, D, "web").await?;
         Ok((!paused(&obj)).then_some(obj))

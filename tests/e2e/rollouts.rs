@@ -70,7 +70,7 @@ async fn both_rollout_strategies(env: Arc<Env>) -> Result<()> {
     // kreload looks for the CRD when it starts, so this instance starts after it exists.
     let inst = Instance::start(
         &client,
-        env.cp.kubeconfig(),
+        &env.kreload_kubeconfig,
         "rollouts",
         "rollouts",
         &["--coalesce-window=1s"],

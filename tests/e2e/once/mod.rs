@@ -142,7 +142,7 @@ async fn two_replicas_roll_once(env: Arc<Env>) -> Result<()> {
     let flags = ["--coalesce-window=1s"];
     let a = Instance::start(
         &client,
-        env.cp.kubeconfig(),
+        &env.kreload_kubeconfig,
         "replica-a",
         "replicas",
         &flags,
@@ -150,7 +150,7 @@ async fn two_replicas_roll_once(env: Arc<Env>) -> Result<()> {
     .await?;
     let b = Instance::start(
         &client,
-        env.cp.kubeconfig(),
+        &env.kreload_kubeconfig,
         "replica-b",
         "replicas",
         &flags,

@@ -21,7 +21,7 @@ pub async fn writes_succeed_while_down(env: Arc<Env>) -> Result<()> {
     let client = env.client.clone();
     let mut inst = Instance::start(
         &client,
-        env.cp.kubeconfig(),
+        &env.kreload_kubeconfig,
         "stopped",
         "stopped",
         &["--coalesce-window=1s"],
@@ -83,8 +83,14 @@ pub async fn writes_succeed_while_down(env: Arc<Env>) -> Result<()> {
 pub async fn sigterm_drains(env: Arc<Env>) -> Result<()> {
     let client = env.client.clone();
     let flags = ["--coalesce-window=60s"];
-    let mut inst =
-        Instance::start(&client, env.cp.kubeconfig(), "sigterm", "sigterm", &flags).await?;
+    let mut inst = Instance::start(
+        &client,
+        &env.kreload_kubeconfig,
+        "sigterm",
+        "sigterm",
+        &flags,
+    )
+    .await?;
     let ns = namespace(&client, "sigterm", &inst.labels()).await?;
     configmap(&client, &ns, "settings", &[("k", "1")]).await?;
     deployment(&client, &ns, "web", auto(), "settings").await?;

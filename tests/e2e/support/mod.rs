@@ -2,6 +2,7 @@
 
 pub mod instance;
 pub mod policy;
+pub mod rbac;
 pub mod recorder;
 pub mod workloads;
 
@@ -20,6 +21,8 @@ pub struct Env {
     pub rt: tokio::runtime::Runtime,
     pub cp: ControlPlane,
     pub client: kube::Client,
+    /// The kubeconfig kreload instances use: the manifests' ServiceAccount, impersonated.
+    pub kreload_kubeconfig: PathBuf,
     /// kreload instances shared by tests, by profile name; stopped at teardown.
     instances: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<instance::Instance>>>>>,
 }
@@ -38,7 +41,7 @@ impl Env {
             .get_or_try_init(|| async {
                 instance::Instance::start(
                     &self.client,
-                    self.cp.kubeconfig(),
+                    &self.kreload_kubeconfig,
                     profile,
                     profile,
                     flags,
@@ -61,7 +64,12 @@ impl Env {
             .build()?;
         let assets = assets()?;
         let started = Instant::now();
-        let cp = rt.block_on(ControlPlane::start(&assets, &Options::default()))?;
+        let opts = Options {
+            // tests/e2e/install routes a Service-referenced webhook to a test's process.
+            aggregator_routing: true,
+            ..Options::default()
+        };
+        let cp = rt.block_on(ControlPlane::start(&assets, &opts))?;
         eprintln!(
             "e2e: control plane up in {:.1}s at {} (kube-controller-manager: {})",
             started.elapsed().as_secs_f64(),
@@ -69,10 +77,12 @@ impl Env {
             cp.has_controller_manager()
         );
         let client = rt.block_on(cp.client())?;
+        let kreload_kubeconfig = rbac::grant_shipped(&cp)?;
         Ok(Env {
             rt,
             cp,
             client,
+            kreload_kubeconfig,
             instances: Mutex::new(HashMap::new()),
         })
     }
@@ -120,6 +130,7 @@ pub fn teardown() {
                     cp,
                     client,
                     instances,
+                    ..
                 } = env;
                 drop(instances);
                 drop(client);

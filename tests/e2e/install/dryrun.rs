@@ -1,0 +1,213 @@
+//! What a user applies is accepted by the real API server: the chart (default values, HA
+//! on, namespaced mode, and the renderings that change the webhooks) and the kustomize
+//! installs, server-side dry-run applied with cert-manager's CRDs installed; `helm lint`;
+//! the chart grants exactly what the manifests grant; ports agree everywhere.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, ensure};
+use kreload_testenv::tools;
+use serde_json::Value;
+
+use super::{apply, chart, crds, docs, find, kustomize};
+use crate::support::{Env, named_namespace, trial};
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    vec![
+        trial("install::helm_lint", helm_lint),
+        trial("install::chart_dry_run", chart_dry_run),
+        trial("install::kustomize_dry_run", kustomize_dry_run),
+        trial("install::chart_grants_what_manifests_grant", same_rbac),
+        trial("install::ports_agree", ports_agree),
+    ]
+}
+
+async fn helm_lint(_env: Arc<Env>) -> Result<()> {
+    let helm = tools::helm()?;
+    let out = tools::run(
+        std::process::Command::new(helm)
+            .arg("lint")
+            .arg(tools::repo_root().join("charts/kreload")),
+        None,
+    )?;
+    ensure!(out.contains("0 chart(s) failed"), "helm lint:\n{out}");
+    Ok(())
+}
+
+/// Renderings and the namespaces their objects need.
+const RENDERS: &[(&str, &[&str])] = &[
+    ("default", &[]),
+    ("ha", &["reloader.enableHA=true"]),
+    (
+        "namespaced",
+        &[
+            "reloader.watchGlobally=false",
+            "reloader.namespaces={dry-team-a,dry-team-b}",
+        ],
+    ),
+    (
+        "create-delete",
+        &[
+            "reloader.reloadOnCreate=true",
+            "reloader.reloadOnDelete=true",
+        ],
+    ),
+    ("mutating", &["kreload.sourcesWebhookKind=Mutating"]),
+];
+
+async fn chart_dry_run(env: Arc<Env>) -> Result<()> {
+    crds(&env).await?;
+    for ns in ["kreload-dry", "dry-team-a", "dry-team-b"] {
+        named_namespace(&env.client, ns, &[]).await?;
+    }
+    for (name, sets) in RENDERS {
+        let yaml = chart("kreload", "kreload-dry", sets)?;
+        let out = apply(&env, &yaml, true).with_context(|| format!("rendering {name}"))?;
+        let kinds = docs(&yaml)?.len();
+        ensure!(
+            out.lines()
+                .filter(|l| l.contains("(server dry run)"))
+                .count()
+                == kinds,
+            "rendering {name}: {kinds} objects, but kubectl said\n{out}"
+        );
+    }
+    // HA: more than one replica, and the PodDisruptionBudget keeps one up.
+    let ha = docs(&chart(
+        "kreload",
+        "kreload-dry",
+        &["reloader.enableHA=true"],
+    )?)?;
+    let namespaced = docs(&chart("kreload", "kreload-dry", RENDERS[2].1)?)?;
+    ensure!(
+        namespaced.iter().all(|d| d["kind"] != "ClusterRole"),
+        "namespaced mode rendered a ClusterRole"
+    );
+    ensure!(
+        find(&ha, "Deployment", "kreload").is_ok(),
+        "HA rendered no Deployment"
+    );
+    Ok(())
+}
+
+async fn kustomize_dry_run(env: Arc<Env>) -> Result<()> {
+    crds(&env).await?;
+    for ns in ["team-a", "team-b"] {
+        named_namespace(&env.client, ns, &[]).await?;
+    }
+    for dir in [
+        "manifests",
+        "manifests/overlays/namespaced",
+        "manifests/overlays/mutating-sources",
+    ] {
+        let yaml = kustomize(&env, dir)?;
+        let out = apply(&env, &yaml, true).with_context(|| format!("kustomize {dir}"))?;
+        let n = docs(&yaml)?.len();
+        ensure!(
+            out.lines()
+                .filter(|l| l.contains("(server dry run)"))
+                .count()
+                == n,
+            "{dir}: {n} objects, but kubectl said\n{out}"
+        );
+    }
+    let mutating = docs(&kustomize(&env, "manifests/overlays/mutating-sources")?)?;
+    ensure!(
+        find(&mutating, "MutatingWebhookConfiguration", "kreload-sources").is_ok()
+            && find(
+                &mutating,
+                "ValidatingWebhookConfiguration",
+                "kreload-sources"
+            )
+            .is_err(),
+        "the mutating-sources component did not swap the sources registration"
+    );
+    Ok(())
+}
+
+/// A role's rules, in a fixed order (the order grants nothing).
+fn rules(doc: &Value) -> Vec<String> {
+    let mut rules: Vec<String> = doc["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(Value::to_string)
+        .collect();
+    rules.sort();
+    rules
+}
+
+async fn same_rbac(env: Arc<Env>) -> Result<()> {
+    let manifests = docs(&kustomize(&env, "manifests")?)?;
+    let rendered = docs(&chart("kreload", "kreload", &[])?)?;
+    ensure!(
+        rules(find(&rendered, "ClusterRole", "kreload")?)
+            == rules(find(&manifests, "ClusterRole", "kreload")?),
+        "the chart's ClusterRole differs from manifests/base/rbac.yaml"
+    );
+    let role =
+        std::fs::read_to_string(tools::repo_root().join("manifests/namespaced-role/role.yaml"))?;
+    let role = docs(&role)?;
+    let namespaced = docs(&chart(
+        "kreload",
+        "kreload",
+        &["reloader.watchGlobally=false", "reloader.namespaces={a}"],
+    )?)?;
+    ensure!(
+        rules(find(&namespaced, "Role", "kreload")?) == rules(find(&role, "Role", "kreload")?),
+        "the chart's namespaced Role differs from manifests/namespaced-role/role.yaml"
+    );
+    Ok(())
+}
+
+/// 9443 (webhook) and 9090 (admin) in the binary's defaults, the Dockerfile's EXPOSE, the
+/// manifests' and the chart's container ports, and the Service's targets.
+async fn ports_agree(env: Arc<Env>) -> Result<()> {
+    let help = tools::run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kreload")).args(["serve", "--help"]),
+        None,
+    )?;
+    for default in ["[default: 0.0.0.0:9443]", "[default: 0.0.0.0:9090]"] {
+        ensure!(
+            help.contains(default),
+            "kreload serve --help lacks {default}"
+        );
+    }
+    let dockerfile = std::fs::read_to_string(tools::repo_root().join("Dockerfile"))?;
+    let expose: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("EXPOSE "))
+        .flat_map(str::split_whitespace)
+        .collect();
+    ensure!(expose == ["9443", "9090"], "Dockerfile EXPOSE {expose:?}");
+    let want = serde_json::json!([
+        {"name": "https", "containerPort": 9443, "protocol": "TCP"},
+        {"name": "admin", "containerPort": 9090, "protocol": "TCP"},
+    ]);
+    for (what, yaml) in [
+        ("manifests", kustomize(&env, "manifests")?),
+        ("chart", chart("kreload", "kreload", &[])?),
+    ] {
+        let d = docs(&yaml)?;
+        let ports = &find(&d, "Deployment", "kreload")?["spec"]["template"]["spec"]["containers"]
+            [0]["ports"];
+        ensure!(*ports == want, "{what}: container ports {ports}");
+        let svc = &find(&d, "Service", "kreload")?["spec"]["ports"];
+        let https = svc
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "https"))
+            .with_context(|| format!("{what}: no https Service port"))?;
+        ensure!(
+            https["port"] == 443 && https["targetPort"] == "https",
+            "{what}: Service https port {https}"
+        );
+        let args = find(&d, "Deployment", "kreload")?["spec"]["template"]["spec"]["containers"][0]
+            ["args"]
+            .to_string();
+        ensure!(
+            !args.contains("--listen-address") && !args.contains("--admin-address"),
+            "{what}: the Deployment overrides the default ports: {args}"
+        );
+    }
+    Ok(())
+}

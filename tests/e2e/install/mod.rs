@@ -6,6 +6,7 @@
 
 mod certmanager;
 mod dryrun;
+mod flux;
 mod image;
 mod mutating;
 mod rbac;
@@ -24,6 +25,7 @@ use crate::support::Env;
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     let mut t = Vec::new();
     t.extend(dryrun::tests());
+    t.extend(flux::tests());
     t.extend(certmanager::tests());
     t.extend(rbac::tests());
     t.extend(rotation::tests());

@@ -19,6 +19,8 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         trial("install::kustomize_dry_run", kustomize_dry_run),
         trial("install::chart_grants_what_manifests_grant", same_rbac),
         trial("install::ports_agree", ports_agree),
+        trial("install::schema_refuses_wrong_types", schema_refuses),
+        trial("install::webhooks_are_the_shipped_files", shipped_webhooks),
     ]
 }
 
@@ -208,6 +210,55 @@ async fn ports_agree(env: Arc<Env>) -> Result<()> {
             !args.contains("--listen-address") && !args.contains("--admin-address"),
             "{what}: the Deployment overrides the default ports: {args}"
         );
+    }
+    Ok(())
+}
+
+async fn schema_refuses(_env: Arc<Env>) -> Result<()> {
+    let Err(error) = chart("kreload", "kreload", &["reloader.autoReloadAll=maybe"]) else {
+        anyhow::bail!("the chart rendered with reloader.autoReloadAll=maybe");
+    };
+    let message = format!("{error:#}");
+    ensure!(
+        message.contains("/reloader/autoReloadAll") && message.contains("want boolean"),
+        "unclear refusal: {message}"
+    );
+    Ok(())
+}
+
+/// Released as `kreload` in namespace `kreload`, both installs register exactly the
+/// webhooks of webhook/*.yaml.
+async fn shipped_webhooks(env: Arc<Env>) -> Result<()> {
+    let dir = tools::repo_root().join("webhook");
+    let chart = docs(&chart("kreload", "kreload", &[])?)?;
+    let kustomized = docs(&kustomize(&env, "manifests")?)?;
+    for (file, kind, name) in [
+        (
+            "validating.yaml",
+            "ValidatingWebhookConfiguration",
+            "kreload-sources",
+        ),
+        (
+            "mutating.yaml",
+            "MutatingWebhookConfiguration",
+            "kreload-workloads",
+        ),
+    ] {
+        let shipped = docs(&std::fs::read_to_string(dir.join(file))?)?;
+        let want = &shipped.first().context("empty file")?["webhooks"];
+        for (what, d) in [("chart", &chart), ("manifests", &kustomized)] {
+            let got = &find(d, kind, name)?["webhooks"];
+            ensure!(
+                got == want,
+                "{what}: {name} differs from webhook/{file}:\n{got}"
+            );
+            let ann =
+                &find(d, kind, name)?["metadata"]["annotations"]["cert-manager.io/inject-ca-from"];
+            ensure!(
+                ann == "kreload/kreload-serving",
+                "{what}: {name} inject-ca-from {ann}"
+            );
+        }
     }
     Ok(())
 }

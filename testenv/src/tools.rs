@@ -40,8 +40,9 @@ fn located(var: &str, script: &str, args: &[&str]) -> Result<PathBuf, Error> {
     }
     let path = repo_root().join("hack").join(script);
     let mut cmd = Command::new("bash");
-    cmd.arg(&path).args(args).stderr(Stdio::inherit());
-    let out = run(&mut cmd, None)?;
+    cmd.arg(&path).args(args);
+    // The script's progress (a first build takes minutes) shows in the test output.
+    let out = output(&mut cmd, None, Stdio::inherit())?;
     out.lines()
         .last()
         .map(|l| PathBuf::from(l.trim()))
@@ -82,11 +83,12 @@ fn existing(path: PathBuf) -> Result<PathBuf, Error> {
 /// Runs `cmd` (with `stdin` fed to it when given) and returns its standard output; a
 /// failure carries the command's standard error.
 pub fn run(cmd: &mut Command, stdin: Option<&str>) -> Result<String, Error> {
+    output(cmd, stdin, Stdio::piped())
+}
+
+fn output(cmd: &mut Command, stdin: Option<&str>, stderr: Stdio) -> Result<String, Error> {
     let what = format!("{cmd:?}");
-    cmd.stdout(Stdio::piped());
-    if !matches!(cmd.get_program().to_str(), Some("bash")) {
-        cmd.stderr(Stdio::piped());
-    }
+    cmd.stdout(Stdio::piped()).stderr(stderr);
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {

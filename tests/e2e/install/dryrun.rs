@@ -203,6 +203,17 @@ async fn ports_agree(env: Arc<Env>) -> Result<()> {
             https["port"] == 443 && https["targetPort"] == "https",
             "{what}: Service https port {https}"
         );
+        for hook in [
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
+        ] {
+            let cfg = d
+                .iter()
+                .find(|o| o["kind"] == hook)
+                .context("no webhook configuration")?;
+            let port = &cfg["webhooks"][0]["clientConfig"]["service"]["port"];
+            ensure!(*port == 443, "{what}: {hook} calls Service port {port}");
+        }
         let args = find(&d, "Deployment", "kreload")?["spec"]["template"]["spec"]["containers"][0]
             ["args"]
             .to_string();

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
+use k8s_openapi::api::events::v1::Event;
 use kreload::reload::model::{SourceKind, SourceRef, WorkloadKind};
+use kube::api::Api;
 use serde_json::{Value, json};
 
 use super::{apply, docs};
@@ -129,6 +131,18 @@ async fn without_patch(env: Arc<Env>) -> Result<()> {
     )
     .await
     .with_context(|| inst.log_tail())?;
+    let events = Api::<Event>::namespaced(client.clone(), &ns)
+        .list(&Default::default())
+        .await?;
+    ensure!(
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("ReloadFailed")
+                && e.type_.as_deref() == Some("Warning")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web")),
+        "no Warning Event ReloadFailed on the Deployment"
+    );
     ensure!(
         w::template(d, &get(&client, &ns, d, "web").await?) == before,
         "the Deployment changed although kreload may not patch it"

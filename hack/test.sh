@@ -23,10 +23,17 @@ KRELOAD_HELM=$(bash hack/helm.sh | tail -n 1)/helm
 KRELOAD_CERTMANAGER_DIR=$(bash hack/certmanager.sh | tail -n 1)
 KRELOAD_FLUX_CRDS=$(bash hack/flux.sh --crds-only | tail -n 1)/crds
 export KRELOAD_HELM KRELOAD_CERTMANAGER_DIR KRELOAD_FLUX_CRDS
-# The image test assembles an OCI image with umoci (Debian's package) around the test build.
-if ! command -v umoci >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing umoci (apt-get)"
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq umoci >/dev/null
+# Debian packages the install tests use: umoci assembles and unpacks the image, runc runs it,
+# iproute2's `ip netns` gives kreload an address the API server can reach as a Service
+# endpoint. Installed when missing (a fresh machine; root, as CI is).
+missing=()
+command -v umoci >/dev/null 2>&1 || missing+=(umoci)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if ((${#missing[@]})) && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} (apt-get)"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 echo "tools ready in $((SECONDS - start))s"
 

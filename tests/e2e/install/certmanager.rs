@@ -32,8 +32,7 @@ pub struct Installed {
     pub apps: String,
     pub served: Served,
     pub cert_manager: CertManager,
-    kubectl: std::path::PathBuf,
-    kubeconfig: std::path::PathBuf,
+    _cleanup: Cleanup,
 }
 
 impl Installed {
@@ -45,26 +44,25 @@ impl Installed {
     }
 }
 
-impl Drop for Installed {
+/// Deletes the release's webhook configurations when the test ends, however it ends: they
+/// are cluster-scoped and would outlive it (everything else is namespaced).
+struct Cleanup {
+    selector: String,
+    kubectl: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl Drop for Cleanup {
     fn drop(&mut self) {
-        // Cluster-scoped, so they would outlive the test; everything else is namespaced.
-        for kind in [
-            "validatingwebhookconfiguration",
-            "mutatingwebhookconfiguration",
-        ] {
-            let _ = tools::kubectl(
-                &self.kubectl,
-                &self.kubeconfig,
-                &[
-                    "delete",
-                    kind,
-                    "--ignore-not-found",
-                    "-l",
-                    &format!("app.kubernetes.io/instance={}", self.name),
-                ],
-                None,
-            );
-        }
+        let kinds = "validatingwebhookconfigurations,mutatingwebhookconfigurations";
+        let args = [
+            "delete",
+            kinds,
+            "--ignore-not-found",
+            "-l",
+            self.selector.as_str(),
+        ];
+        let _ = tools::kubectl(&self.kubectl, &self.kubeconfig, &args, None);
     }
 }
 
@@ -86,6 +84,11 @@ pub async fn install(env: &Arc<Env>, name: &str, apps: &str, sets: &[&str]) -> R
         .filter(|d| d["kind"] != "Deployment")
         .collect();
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    let cleanup = Cleanup {
+        selector: format!("app.kubernetes.io/instance={name}"),
+        kubectl: env.cp.kubectl().context("kubectl")?.to_owned(),
+        kubeconfig: env.cp.kubeconfig().to_owned(),
+    };
     apply(env, &list.to_string(), false)?;
     let cert_manager = CertManager::start(&tools::certmanager_dir()?, env.cp.kubeconfig(), name)?;
     let secret = format!("{name}-serving-tls");
@@ -143,8 +146,7 @@ pub async fn install(env: &Arc<Env>, name: &str, apps: &str, sets: &[&str]) -> R
         apps: apps.to_owned(),
         served,
         cert_manager,
-        kubectl: env.cp.kubectl().context("kubectl")?.to_owned(),
-        kubeconfig: env.cp.kubeconfig().to_owned(),
+        _cleanup: cleanup,
     })
 }
 

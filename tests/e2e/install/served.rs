@@ -194,14 +194,7 @@ impl Served {
 
     /// Sum of a metric's samples whose line contains every `filter`.
     pub async fn metric(&self, name: &str, filters: &[&str]) -> Result<f64> {
-        let text = local::admin_get(self.admin, "/metrics")
-            .await
-            .context("kreload's /metrics did not answer")?;
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with(name) && filters.iter().all(|f| l.contains(f)))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+        crate::support::instance::metric_at(self.admin, name, filters).await
     }
 
     pub fn log_tail(&self) -> String {

@@ -131,14 +131,7 @@ impl Instance {
 
     /// Sum of a metric's samples whose line contains every `filter`.
     pub async fn metric(&self, name: &str, filters: &[&str]) -> Result<f64> {
-        let text = local::admin_get(self.admin, "/metrics")
-            .await
-            .context("kreload's /metrics did not answer")?;
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with(name) && filters.iter().all(|f| l.contains(f)))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+        metric_at(self.admin, name, filters).await
     }
 
     pub fn log_tail(&self) -> String {
@@ -187,4 +180,17 @@ impl Drop for Instance {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Sum of the samples of metric `name` whose line contains every `filter`, from the
+/// `/metrics` of the kreload whose admin port is `admin`.
+pub async fn metric_at(admin: SocketAddr, name: &str, filters: &[&str]) -> Result<f64> {
+    let text = local::admin_get(admin, "/metrics")
+        .await
+        .context("kreload's /metrics did not answer")?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(name) && filters.iter().all(|f| l.contains(f)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
 }

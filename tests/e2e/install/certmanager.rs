@@ -141,6 +141,38 @@ pub async fn install(env: &Arc<Env>, name: &str, apps: &str, sets: &[&str]) -> R
         docs: &rendered,
     };
     let served = Served::start(env, &release, certs).await?;
+    // The API server learns the EndpointSlice through a watch: write a canary until kreload
+    // answers for it, so no test write can go out before the route exists (and fail open).
+    configmap(&env.client, apps, "canary", &[("n", "0")]).await?;
+    let mut n = 0;
+    eventually(
+        "the API server to call kreload through the Service",
+        Duration::from_secs(30),
+        || {
+            n += 1;
+            let client = env.client.clone();
+            let served = &served;
+            async move {
+                w::update_source(
+                    &client,
+                    apps,
+                    SourceKind::ConfigMap,
+                    "canary",
+                    &data(&[("n", &n.to_string())]),
+                )
+                .await?;
+                let answered = served
+                    .metric(
+                        "kreload_admission_requests_total",
+                        &["endpoint=\"sources\""],
+                    )
+                    .await?;
+                Ok((answered > 0.0).then_some(()))
+            }
+        },
+    )
+    .await
+    .with_context(|| served.log_tail())?;
     Ok(Installed {
         name: name.to_owned(),
         apps: apps.to_owned(),

@@ -116,8 +116,10 @@ async fn rotation(env: Arc<Env>) -> Result<()> {
     ensure!(failed == 0, "{failed} of {} writes failed", ok + failed);
     let calls = answered().await? - answered_before;
     eprintln!(
-        "install::certificate_rotation_under_load: {ok} writes, {calls} answered by kreload, new certificate served {:.2}s after the swap",
-        took.as_secs_f64()
+        "install::certificate_rotation_under_load: {ok} writes, {calls} answered by kreload, \
+         new certificate served {:.2}s after the swap, kreload (debug build) peak RSS {} KiB",
+        took.as_secs_f64(),
+        inst.served.peak_rss_kib().unwrap_or_default()
     );
     ensure!(ok >= 50, "only {ok} writes: no load to speak of");
     ensure!(

@@ -84,6 +84,13 @@ async fn chart_dry_run(env: Arc<Env>) -> Result<()> {
     ensure!(*replicas == 2, "HA: replicas {replicas}");
     let pdb = &find(&ha, "PodDisruptionBudget", "kreload")?["spec"]["maxUnavailable"];
     ensure!(*pdb == 1, "HA: PodDisruptionBudget maxUnavailable {pdb}");
+    let both = docs(&chart("kreload", "kreload-dry", RENDERS[3].1)?)?;
+    let ops = &find(&both, "ValidatingWebhookConfiguration", "kreload-sources")?["webhooks"][0]["rules"]
+        [0]["operations"];
+    ensure!(
+        *ops == serde_json::json!(["UPDATE", "CREATE", "DELETE"]),
+        "reloadOnCreate + reloadOnDelete: sources operations {ops}"
+    );
     let namespaced = docs(&chart("kreload", "kreload-dry", RENDERS[2].1)?)?;
     ensure!(
         namespaced.iter().all(|d| d["kind"] != "ClusterRole"),

@@ -116,6 +116,19 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub reloader: ReloaderArgs,
+}
+
+/// Reloader's own flags and environment variables, accepted with Reloader's names and
+/// meanings so its chart's command line and environment run kreload unchanged.
+#[derive(Debug, Clone, Args)]
+pub struct ReloaderArgs {
+    /// Reloader's single-namespace mode (its chart sets it when `watchGlobally` is false):
+    /// act only in this namespace. Ignored when --namespaces is set; like Reloader, it turns
+    /// off --namespaces-to-ignore and --namespace-selector.
+    #[arg(long, env = "KUBERNETES_NAMESPACE")]
+    pub kubernetes_namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -82,18 +82,47 @@ fn names(values: &[String]) -> HashSet<String> {
         .collect()
 }
 
+/// Reloader's single-namespace mode: `KUBERNETES_NAMESPACE` when `--namespaces` is unset.
+/// As in Reloader, it leaves `--namespaces-to-ignore` and `--namespace-selector` unused.
+fn single_namespace(args: &ServeArgs) -> Option<String> {
+    let ns = args.reloader.kubernetes_namespace.as_deref()?.trim();
+    if ns.is_empty() || !names(&args.namespaces).is_empty() {
+        return None;
+    }
+    if !args.namespaces_to_ignore.is_empty() || !args.namespace_selector.is_empty() {
+        tracing::warn!(
+            namespace = ns,
+            "KUBERNETES_NAMESPACE is set: --namespaces-to-ignore and --namespace-selector are not used, as in Reloader"
+        );
+    }
+    Some(ns.to_owned())
+}
+
 impl Config {
     /// Checks and types the flags; `instance` is the pod's name, when known.
     pub fn from_args(args: &ServeArgs, instance: Option<String>) -> Result<Config, ConfigError> {
         let resource_labels = selector(&args.resource_label_selector, "resource-label-selector")?;
-        let namespace_labels = selector(&args.namespace_selector, "namespace-selector")?;
+        let single = single_namespace(args);
+        let namespace_labels = match single {
+            Some(_) => Selector::default(),
+            None => selector(&args.namespace_selector, "namespace-selector")?,
+        };
         let namespace_gate = NamespaceGate::new(
             (!namespace_labels.is_empty()).then(|| namespace_labels.to_kubernetes()),
         );
+        let mut own_namespace = args.own_namespace.clone().filter(|s| !s.is_empty());
+        let (namespaces, namespaces_to_ignore) = match &single {
+            // Reloader's chart points it at its own namespace: asked for explicitly, so act there.
+            Some(ns) => {
+                own_namespace.take_if(|own| own == ns);
+                (HashSet::from([ns.clone()]), HashSet::new())
+            }
+            None => (names(&args.namespaces), names(&args.namespaces_to_ignore)),
+        };
         let scope = Scope {
-            own_namespace: args.own_namespace.clone().filter(|s| !s.is_empty()),
-            namespaces: names(&args.namespaces),
-            namespaces_to_ignore: names(&args.namespaces_to_ignore),
+            own_namespace,
+            namespaces,
+            namespaces_to_ignore,
             resource_labels,
             ignored_kinds: args.resources_to_ignore.iter().copied().collect(),
             reload_on_create: args.reload_on_create,

@@ -106,3 +106,33 @@ fn an_empty_own_namespace_or_instance_means_none() {
     assert_eq!(c.instance.as_deref(), Some("kreload-0"));
     assert_eq!(c.tunables.worker_concurrency, 8);
 }
+
+#[test]
+fn kubernetes_namespace_is_reloaders_single_namespace_mode() {
+    let scope = |flags: &[&str], ns: &str| {
+        let mut a = args(flags);
+        a.reloader.kubernetes_namespace = Some(ns.to_owned());
+        Config::from_args(&a, None).expect("config").scope
+    };
+    // Reloader's chart: KUBERNETES_NAMESPACE is its own namespace, which it then watches.
+    let single = scope(
+        &[
+            "--own-namespace=tools",
+            "--namespaces-to-ignore=tools",
+            "--namespace-selector=a=b",
+        ],
+        "tools",
+    );
+    assert!(single.namespace_allowed("tools"));
+    assert!(!single.namespace_allowed("shop"));
+    assert_eq!(single.namespace_gate.selector(), None);
+    // Another namespace than kreload's own: its own stays out.
+    let other = scope(&["--own-namespace=kreload"], "shop");
+    assert!(other.namespace_allowed("shop"));
+    assert!(!other.namespace_allowed("kreload"));
+    // --namespaces wins, as in Reloader; an empty value is no mode at all.
+    let listed = scope(&["--namespaces=a,b"], "shop");
+    assert!(listed.namespace_allowed("a") && !listed.namespace_allowed("shop"));
+    let empty = scope(&["--namespaces-to-ignore=x"], " ");
+    assert!(empty.namespace_allowed("shop") && !empty.namespace_allowed("x"));
+}

@@ -46,6 +46,15 @@ pub fn secret_hash(
     digest(merged.into_iter().map(|(k, v)| entry(k, v)).collect())
 }
 
+/// What Reloader hashes for a deleted source under the annotations strategy.
+pub const DELETE_MARKER: &str = "__RELOADER_EMPTY_DELETE_MARKER__";
+
+/// `sha1(DELETE_MARKER)`, the hash Reloader records in `last-reloaded-from` for a deleted
+/// source (`aae45bad…`).
+pub fn delete_marker_hash() -> String {
+    hex::encode(Sha1::digest(DELETE_MARKER.as_bytes()))
+}
+
 pub fn configmap_hash_of(cm: &ConfigMap) -> String {
     configmap_hash(cm.data.as_ref(), cm.binary_data.as_ref())
 }

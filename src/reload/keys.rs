@@ -139,6 +139,36 @@ impl Vocabulary {
         k != OBSERVED && self.has_prefix(k) && self.is_known_key(k).is_none()
     }
 
+    /// The prefix of the `last-reloaded-from` record: the vocabulary the workload opted in
+    /// with, so a workload opted in with Reloader's annotations gets exactly Reloader's key.
+    /// The first enabled prefix carrying an opt-in key in the metadata, else in the pod
+    /// template (where Reloader also reads them). Without any (`--auto-reload-all`), Reloader's
+    /// when its vocabulary is on, as a Reloader user migrating expects; otherwise kreload's.
+    pub fn record_prefix(
+        &self,
+        annotations: &BTreeMap<String, String>,
+        template_annotations: &BTreeMap<String, String>,
+    ) -> &'static str {
+        const OPT_IN: [Key; 6] = [
+            Key::Auto,
+            Key::ConfigMapAuto,
+            Key::SecretAuto,
+            Key::ConfigMapReload,
+            Key::SecretReload,
+            Key::Search,
+        ];
+        [annotations, template_annotations]
+            .into_iter()
+            .find_map(|map| {
+                self.prefixes
+                    .iter()
+                    .copied()
+                    .find(|p| OPT_IN.iter().any(|k| map.contains_key(&k.with_prefix(p))))
+            })
+            .or_else(|| self.prefixes.last().copied())
+            .unwrap_or(KRELOAD_PREFIX)
+    }
+
     /// Only the annotations decisions need: known keys of either vocabulary, plus
     /// [`OBSERVED`] (the resync's baseline). The workload index stores this, not whole maps.
     pub fn relevant(&self, map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -314,6 +344,29 @@ mod tests {
         );
         let strict: Vec<String> = Vocabulary::new(false).relevant(&all).into_keys().collect();
         assert_eq!(strict, ["kreload.dev/auto", "kreload.dev/observed"]);
+    }
+
+    #[test]
+    fn the_record_answers_in_the_vocabulary_that_opted_in() {
+        let compat = Vocabulary::new(true);
+        let strict = Vocabulary::new(false);
+        let none = map(&[]);
+        let theirs = map(&[("secret.reloader.stakater.com/reload", "a")]);
+        let ours = map(&[("kreload.dev/search", "true")]);
+        let both = map(&[
+            ("reloader.stakater.com/auto", "true"),
+            ("configmap.kreload.dev/auto", "true"),
+        ]);
+        // A pause-period alone does not opt in, so it does not choose the vocabulary.
+        let pause = map(&[("deployment.kreload.dev/pause-period", "5m")]);
+        assert_eq!(compat.record_prefix(&theirs, &none), RELOADER_PREFIX);
+        assert_eq!(compat.record_prefix(&ours, &theirs), KRELOAD_PREFIX);
+        assert_eq!(compat.record_prefix(&both, &none), KRELOAD_PREFIX);
+        assert_eq!(compat.record_prefix(&pause, &theirs), RELOADER_PREFIX);
+        assert_eq!(compat.record_prefix(&none, &ours), KRELOAD_PREFIX);
+        assert_eq!(compat.record_prefix(&none, &none), RELOADER_PREFIX);
+        assert_eq!(strict.record_prefix(&theirs, &none), KRELOAD_PREFIX);
+        assert_eq!(strict.record_prefix(&none, &none), KRELOAD_PREFIX);
     }
 
     #[test]

@@ -149,6 +149,14 @@ pub fn workload(
         let template: PodTemplateSpec =
             field(&value, patch::template_path(kind))?.ok_or(PlanError::NoTemplate)?;
         let annotations = field(&value, "/metadata/annotations")?.unwrap_or_default();
+        let template_annotations = template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default();
+        let annotation_prefix = writing
+            .vocabulary
+            .record_prefix(&annotations, &template_annotations);
         let rollout_strategy = RolloutStrategy::from_annotation(
             writing.vocabulary.get(&annotations, Key::RolloutStrategy),
         );
@@ -166,7 +174,7 @@ pub fn workload(
             deleted: change.deleted,
             strategy: writing.strategy,
             auto: change.auto,
-            annotation_prefix: writing.vocabulary.primary(),
+            annotation_prefix,
             now_unix: writing.now.as_second(),
             now_rfc3339: &now_rfc3339,
         };

@@ -11,6 +11,7 @@ mod guards;
 mod install;
 mod once;
 mod options;
+mod parity;
 mod pause;
 mod reload;
 mod rollouts;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
     trials.extend(rollouts::tests());
     trials.extend(pause::tests());
     trials.extend(install::tests());
+    trials.extend(parity::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

@@ -52,6 +52,8 @@ struct Case {
     name: String,
     source: SourceRef,
     label: String,
+    /// The vocabulary that opted the workload in, which the record answers in.
+    prefix: &'static str,
 }
 
 /// Waits until the instance's index holds at least `count` workloads, so a change made
@@ -134,6 +136,7 @@ async fn matrix(env: Arc<Env>, strategy: Strategy) -> Result<()> {
                             name: src,
                         },
                         label: format!("{kind} {source_kind} {opt:?} {form:?} ({prefix})"),
+                        prefix,
                     });
                 }
             }
@@ -155,7 +158,7 @@ async fn matrix(env: Arc<Env>, strategy: Strategy) -> Result<()> {
                     reload_env(case.kind, &obj, &case.source) == Some(want(case.source.kind))
                 }
                 Strategy::Annotations => {
-                    last_reloaded(case.kind, &obj, "kreload.dev").is_some_and(|r| {
+                    last_reloaded(case.kind, &obj, case.prefix).is_some_and(|r| {
                         r.hash == want(case.source.kind)
                             && r.name == case.source.name
                             && r.container_refs == ["app"]
@@ -361,10 +364,12 @@ async fn values_equal_reloaders(env: Arc<Env>) -> Result<()> {
             assert_eq!(secret, SECRET_HASH);
         } else {
             let record = eventually("the record", Duration::from_secs(60), || async {
-                Ok(
-                    last_reloaded(d, &get(&client, &ns, d, "web-cm").await?, "kreload.dev")
-                        .filter(|r| r.hash == CM_HASH),
+                Ok(last_reloaded(
+                    d,
+                    &get(&client, &ns, d, "web-cm").await?,
+                    "reloader.stakater.com",
                 )
+                .filter(|r| r.hash == CM_HASH))
             })
             .await?;
             let json: Value = serde_json::from_str(&serde_json::to_string(&record)?)?;

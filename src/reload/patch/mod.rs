@@ -21,6 +21,7 @@ pub use env::{convert_to_env_var_name, env_var_name};
 pub use job::recreate_job;
 pub use record::ReloadRecord;
 
+use super::hash::delete_marker_hash;
 use super::keys::{Key, OBSERVED};
 use super::model::{RolloutStrategy, SourceRef, Strategy, WorkloadKind};
 use super::observed::Observed;
@@ -51,7 +52,7 @@ pub struct Change<'a> {
     pub hash: &'a str,
     /// The source was deleted (`--reload-on-delete`). As in Reloader, the env-vars strategy
     /// then removes its variable (nothing to do when there is none), and the annotations
-    /// strategy records the hash of empty content. `kreload.dev/observed` records the source
+    /// strategy records Reloader's delete marker hash. `kreload.dev/observed` records the source
     /// with an empty hash, so the workload webhook can tell kreload's removal from a
     /// re-apply that dropped the variable.
     pub deleted: bool,
@@ -219,16 +220,24 @@ fn env_mark(kind: WorkloadKind, spec: &PodSpec, container: &str, c: &Change) -> 
 
 fn annotation_mark(t: &Target, container: &str, c: &Change) -> Mark {
     let key = Key::LastReloadedFrom.with_prefix(c.annotation_prefix);
+    // Reloader records a deleted source with the hash of its marker, not of empty content.
+    let marker;
+    let hash = if c.deleted {
+        marker = delete_marker_hash();
+        marker.as_str()
+    } else {
+        c.hash
+    };
     let meta = t.template.metadata.as_ref();
     let existing = meta.and_then(|m| m.annotations.as_ref());
     if existing
         .and_then(|a| a.get(&key))
         .and_then(|v| ReloadRecord::parse(v))
-        .is_some_and(|r| r.records(c.source, c.hash))
+        .is_some_and(|r| r.records(c.source, hash))
     {
         return Mark::Present;
     }
-    let value = ReloadRecord::new(c.source, t.namespace, c.hash, container, c.now_unix).to_json();
+    let value = ReloadRecord::new(c.source, t.namespace, hash, container, c.now_unix).to_json();
     let mut path: Vec<&str> = template_tokens(t.kind).to_vec();
     path.push("metadata");
     if meta.is_none() {

@@ -222,6 +222,50 @@ fn the_record_carries_the_time_passed_in() {
     assert_eq!(record.hash, "h1");
 }
 
+/// The record answers in the vocabulary the workload opted in with (its metadata, or its
+/// pod template when the metadata has no opt-in key).
+#[test]
+fn the_record_key_follows_the_opt_in_vocabulary() {
+    let v = Vocabulary::new(true);
+    let w = writing(&v, Strategy::Annotations);
+    let theirs = |obj: &mut Value| {
+        obj["metadata"]["annotations"] = json!({"reloader.stakater.com/auto": "true"});
+    };
+    let in_template = |obj: &mut Value| {
+        obj["metadata"]["annotations"] = json!({});
+        obj["spec"]["template"]["metadata"] =
+            json!({"annotations": {"configmap.reloader.stakater.com/reload": "app"}});
+    };
+    for (setup, want) in [
+        (
+            theirs as fn(&mut Value),
+            "reloader.stakater.com/last-reloaded-from",
+        ),
+        (in_template, "reloader.stakater.com/last-reloaded-from"),
+        (|_: &mut Value| {}, "kreload.dev/last-reloaded-from"),
+    ] {
+        let mut obj = deployment(json!([]));
+        setup(&mut obj);
+        let (ops, _) = workload(
+            &w,
+            "shop",
+            WorkloadKind::Deployment,
+            &obj,
+            &[reload("app", "h1")],
+        )
+        .expect("plan");
+        json_patch::patch(&mut obj, &json_patch::Patch(ops)).expect("applies");
+        let annotations = obj["spec"]["template"]["metadata"]["annotations"]
+            .as_object()
+            .expect("template annotations");
+        let records: Vec<&String> = annotations
+            .keys()
+            .filter(|k| k.ends_with("/last-reloaded-from"))
+            .collect();
+        assert_eq!(records, [want]);
+    }
+}
+
 #[test]
 fn a_workload_without_a_template_is_an_error() {
     let v = Vocabulary::new(true);

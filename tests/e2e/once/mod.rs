@@ -311,7 +311,7 @@ async fn reapply_with_replace(env: Arc<Env>) -> Result<()> {
             let obj = get(&client, &ns, D, "web").await?;
             let done = match profile {
                 "env" => reload_env(D, &obj, &cm("settings")).is_some(),
-                _ => w::last_reloaded(D, &obj, "kreload.dev").is_some(),
+                _ => w::last_reloaded(D, &obj, "reloader.stakater.com").is_some(),
             };
             Ok(done.then_some(()))
         })

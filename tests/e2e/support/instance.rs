@@ -27,6 +27,18 @@ pub struct Instance {
     log: PathBuf,
 }
 
+/// What some tests add to an instance's start.
+#[derive(Default)]
+pub struct Extra<'a> {
+    /// Extra labels for the canary namespace (needed when the flags narrow which
+    /// namespaces kreload acts in).
+    pub canary_labels: &'a [(&'a str, &'a str)],
+    /// Environment variables for the kreload process.
+    pub envs: &'a [(&'a str, &'a str)],
+    /// An existing namespace (served by this instance) to run the canary in.
+    pub canary_namespace: Option<&'a str>,
+}
+
 impl Instance {
     /// Starts `kreload serve` with `flags`, registers its webhooks for namespaces labelled
     /// `INSTANCE_LABEL=<name>`, and waits until they are live.
@@ -50,6 +62,23 @@ impl Instance {
         flags: &[&str],
         canary_labels: &[(&str, &str)],
     ) -> Result<Instance> {
+        let extra = Extra {
+            canary_labels,
+            ..Extra::default()
+        };
+        Self::start_extra(client, kubeconfig, name, label, flags, &extra).await
+    }
+
+    /// Like `start`, with the extras of [`Extra`].
+    pub async fn start_extra(
+        client: &kube::Client,
+        kubeconfig: &std::path::Path,
+        name: &str,
+        label: &str,
+        flags: &[&str],
+        extra: &Extra<'_>,
+    ) -> Result<Instance> {
+        let canary_labels = extra.canary_labels;
         let dir = kreload_testenv::controlplane::owned_tempdir("kreload-e2e-")?;
         let bundle = kreload::certs::write_serving_bundle(
             dir.path(),
@@ -80,6 +109,7 @@ impl Instance {
         .arg("--log-level=kreload=debug,info")
         .args(flags)
         .env_remove("KUBEBUILDER_ASSETS")
+        .envs(extra.envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
@@ -114,7 +144,10 @@ impl Instance {
         .await?;
         let mut labels = vec![(INSTANCE_LABEL, label)];
         labels.extend_from_slice(canary_labels);
-        let canary = namespace(client, &format!("canary-{name}"), &labels).await?;
+        let canary = match extra.canary_namespace {
+            Some(ns) => ns.to_owned(),
+            None => namespace(client, &format!("canary-{name}"), &labels).await?,
+        };
         if let Err(error) = local::wait_live(client, &canary, admin, Duration::from_secs(60)).await
         {
             let log = instance.log_tail();

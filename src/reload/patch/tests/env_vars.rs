@@ -229,7 +229,8 @@ fn env_var_with_value_from_is_replaced_whole() {
 }
 
 /// Reloader's delete: the env-vars strategy removes the variable (a rollout) and does
-/// nothing when there is none; the annotations strategy records the empty-content hash.
+/// nothing when there is none; the annotations strategy records Reloader's delete marker,
+/// `sha1("__RELOADER_EMPTY_DELETE_MARKER__")`.
 #[test]
 fn deleted_source_removes_the_variable_like_reloader() {
     const EMPTY: &str = "da39a3ee5e6b4b0d3255bfef95601890afd80709";
@@ -276,5 +277,10 @@ fn deleted_source_removes_the_variable_like_reloader() {
             .as_str()
             .and_then(ReloadRecord::parse)
             .expect("record");
-    assert_eq!(record.hash, EMPTY);
+    assert_eq!(record.hash, "aae45badef99284e4dae01d6046154ea9d99532f");
+    // Deleted again: the marker is already recorded, nothing rolls.
+    assert_eq!(
+        plan_for(&obj, Deployment, &deleted(Strategy::Annotations)),
+        Plan::AlreadyApplied
+    );
 }

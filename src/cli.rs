@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::reload::keys::Key;
 use crate::reload::model::{SourceKind, Strategy, WorkloadKind};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "kreload",
     version,
+    // A flag given twice takes its last value, as Reloader's flags do (a chart's arguments
+    // can then follow defaults set earlier on the command line).
+    args_override_self = true,
     about = "Restarts workloads when the ConfigMaps and Secrets they use change"
 )]
 pub struct Cli {
@@ -129,6 +133,92 @@ pub struct ReloaderArgs {
     /// off --namespaces-to-ignore and --namespace-selector.
     #[arg(long, env = "KUBERNETES_NAMESPACE")]
     pub kubernetes_namespace: Option<String>,
+    #[command(flatten)]
+    pub annotations: AnnotationArgs,
+    /// Reloader's Argo Rollouts switch. kreload reloads Rollouts whenever their CRD is
+    /// served; an explicit `false` turns them off, as in Reloader.
+    #[arg(long = "is-Argo-Rollouts", env = "KRELOAD_IS_ARGO_ROLLOUTS", value_parser = parse_go_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub is_argo_rollouts: Option<bool>,
+    /// POST `{"webhook":"update successful"}` to this URL for each change, instead of
+    /// reloading anything (Reloader's `--webhook-url`).
+    #[arg(long, env = "KRELOAD_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Reloader's `--enable-csi-integration`: accepted; CSI Secrets Store sources are not
+    /// supported yet, and kreload says so at start.
+    #[arg(long, env = "KRELOAD_ENABLE_CSI_INTEGRATION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_csi_integration: bool,
+    /// Reloader's `--enable-pprof`: accepted; kreload has no Go profiler to serve.
+    #[arg(long, env = "KRELOAD_ENABLE_PPROF", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_pprof: bool,
+    /// Reloader's `--pprof-addr`: accepted, unused.
+    #[arg(long, env = "KRELOAD_PPROF_ADDR", default_value = ":6060")]
+    pub pprof_addr: String,
+    /// `enabled`: also count reloads per namespace (Reloader's
+    /// `reloader_reload_executed_total_by_namespace`).
+    #[arg(long, env = "METRICS_COUNT_BY_NAMESPACE")]
+    pub metrics_count_by_namespace: Option<String>,
+}
+
+/// Reloader's annotation-key flags: each replaces one key of Reloader's vocabulary (the
+/// `reloader.stakater.com` keys); kreload's own `kreload.dev` keys keep working.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AnnotationArgs {
+    /// Replaces `configmap.reloader.stakater.com/reload`.
+    #[arg(long, env = "KRELOAD_CONFIGMAP_ANNOTATION")]
+    pub configmap_annotation: Option<String>,
+    /// Replaces `secret.reloader.stakater.com/reload`.
+    #[arg(long, env = "KRELOAD_SECRET_ANNOTATION")]
+    pub secret_annotation: Option<String>,
+    /// Replaces `reloader.stakater.com/auto`.
+    #[arg(long, env = "KRELOAD_AUTO_ANNOTATION")]
+    pub auto_annotation: Option<String>,
+    /// Replaces `configmap.reloader.stakater.com/auto`.
+    #[arg(long, env = "KRELOAD_CONFIGMAP_AUTO_ANNOTATION")]
+    pub configmap_auto_annotation: Option<String>,
+    /// Replaces `secret.reloader.stakater.com/auto`.
+    #[arg(long, env = "KRELOAD_SECRET_AUTO_ANNOTATION")]
+    pub secret_auto_annotation: Option<String>,
+    /// Replaces `reloader.stakater.com/search`.
+    #[arg(long, env = "KRELOAD_AUTO_SEARCH_ANNOTATION")]
+    pub auto_search_annotation: Option<String>,
+    /// Replaces `reloader.stakater.com/match`.
+    #[arg(long, env = "KRELOAD_SEARCH_MATCH_ANNOTATION")]
+    pub search_match_annotation: Option<String>,
+    /// Replaces `reloader.stakater.com/ignore`.
+    #[arg(long, env = "KRELOAD_IGNORE_ANNOTATION")]
+    pub ignore_annotation: Option<String>,
+    /// Replaces `deployment.reloader.stakater.com/pause-period`.
+    #[arg(long, env = "KRELOAD_PAUSE_DEPLOYMENT_ANNOTATION")]
+    pub pause_deployment_annotation: Option<String>,
+    /// Replaces `deployment.reloader.stakater.com/paused-at`.
+    #[arg(long, env = "KRELOAD_PAUSE_DEPLOYMENT_TIME_ANNOTATION")]
+    pub pause_deployment_time_annotation: Option<String>,
+}
+
+impl AnnotationArgs {
+    /// The overrides given, as vocabulary keys.
+    pub fn overrides(&self) -> Vec<(Key, String)> {
+        [
+            (Key::ConfigMapReload, &self.configmap_annotation),
+            (Key::SecretReload, &self.secret_annotation),
+            (Key::Auto, &self.auto_annotation),
+            (Key::ConfigMapAuto, &self.configmap_auto_annotation),
+            (Key::SecretAuto, &self.secret_auto_annotation),
+            (Key::Search, &self.auto_search_annotation),
+            (Key::Match, &self.search_match_annotation),
+            (Key::Ignore, &self.ignore_annotation),
+            (Key::PausePeriod, &self.pause_deployment_annotation),
+            (Key::PausedAt, &self.pause_deployment_time_annotation),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.clone()?)))
+        .collect()
+    }
+}
+
+/// Go's `strconv.ParseBool`, as Reloader's boolean strings are read.
+fn parse_go_bool(s: &str) -> Result<bool, String> {
+    crate::reload::keys::parse_bool(s).ok_or_else(|| format!("{s:?} is not a boolean"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -213,6 +303,33 @@ mod tests {
         assert!(s.auto_reload_all);
         assert!(!s.compat_reloader);
         assert_eq!(s.coalesce_window, Duration::from_millis(500));
+    }
+
+    /// As with Reloader: a repeated single-value flag takes the last value; list flags add up.
+    #[test]
+    fn repeated_flags_behave_like_reloaders() {
+        let s = serve(&[
+            "--log-level=kreload=debug",
+            "--log-level=warning",
+            "--resources-to-ignore=secrets",
+            "--resources-to-ignore=configmaps",
+            "--enable-pprof",
+            "--is-Argo-Rollouts=true",
+            "--configmap-annotation",
+            "example.com/reload",
+        ])
+        .expect("parse");
+        assert_eq!(s.log.log_level, "warning");
+        assert_eq!(
+            s.resources_to_ignore,
+            vec![SourceKind::Secret, SourceKind::ConfigMap]
+        );
+        assert!(s.reloader.enable_pprof);
+        assert_eq!(s.reloader.is_argo_rollouts, Some(true));
+        assert_eq!(
+            s.reloader.annotations.overrides(),
+            vec![(Key::ConfigMapReload, "example.com/reload".to_owned())]
+        );
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! The typed configuration of `kreload serve`, built once from the command line; everything
 //! after start-up takes its part of [`Config`], never the raw flags.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::ServeArgs;
 use crate::reload::keys::Vocabulary;
-use crate::reload::model::Strategy;
+use crate::reload::model::{Strategy, WorkloadKind};
 use crate::reload::rules::RuleOptions;
 use crate::scope::selector::{Selector, SelectorError};
 use crate::scope::{NamespaceGate, Scope};
@@ -68,10 +68,23 @@ pub struct Config {
     /// The Events' reporting instance (the pod's name in a cluster).
     pub instance: Option<String>,
     pub tunables: Tunables,
+    /// Reloader's `--webhook-url`: post there for each change instead of reloading.
+    pub webhook_url: Option<String>,
+    /// Reloader's `METRICS_COUNT_BY_NAMESPACE=enabled`.
+    pub metrics_by_namespace: bool,
 }
 
 fn selector(values: &[String], flag: &'static str) -> Result<Selector, ConfigError> {
-    Selector::parse(values).map_err(|source| ConfigError::Selector { flag, source })
+    Selector::parse(&unquote(values)).map_err(|source| ConfigError::Selector { flag, source })
+}
+
+/// Reloader's chart renders `--namespace-selector="a=b,c"`, quotes included, and Reloader's
+/// flag parser (CSV) drops them; so does kreload. A label selector never contains `"`.
+fn unquote(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| v.trim_matches('"').to_owned())
+        .collect()
 }
 
 fn names(values: &[String]) -> HashSet<String> {
@@ -96,6 +109,35 @@ fn single_namespace(args: &ServeArgs) -> Option<String> {
         );
     }
     Some(ns.to_owned())
+}
+
+/// `--ignored-workload-types`, plus Rollouts when Reloader's `--is-Argo-Rollouts` is
+/// explicitly false.
+fn ignored_workload_kinds(args: &ServeArgs) -> BTreeSet<WorkloadKind> {
+    let mut kinds: BTreeSet<_> = args.ignored_workload_types.iter().copied().collect();
+    if args.reloader.is_argo_rollouts == Some(false) {
+        kinds.insert(WorkloadKind::Rollout);
+    }
+    kinds
+}
+
+/// Says at start which of Reloader's options kreload accepts without acting on them, and
+/// returns `--webhook-url` when set.
+fn reloader_notices(args: &ServeArgs) -> Option<String> {
+    let r = &args.reloader;
+    if r.enable_csi_integration {
+        tracing::warn!("--enable-csi-integration: CSI Secrets Store sources are not supported yet");
+    }
+    if r.enable_pprof {
+        tracing::warn!(addr = %r.pprof_addr, "--enable-pprof: kreload has no pprof endpoint");
+    }
+    let url = r
+        .webhook_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())?;
+    tracing::warn!("--webhook-url is set: kreload posts to it for each change and reloads nothing");
+    Some(url.to_owned())
 }
 
 impl Config {
@@ -130,9 +172,10 @@ impl Config {
             namespace_gate,
         };
         let rules = RuleOptions {
-            vocabulary: Vocabulary::new(args.compat_reloader),
+            vocabulary: Vocabulary::new(args.compat_reloader)
+                .with_overrides(args.reloader.annotations.overrides()),
             auto_reload_all: args.auto_reload_all,
-            ignored_workload_kinds: args.ignored_workload_types.iter().copied().collect(),
+            ignored_workload_kinds: ignored_workload_kinds(args),
         };
         Ok(Config {
             listen_address: args.listen_address,
@@ -148,6 +191,9 @@ impl Config {
             shutdown_grace: args.shutdown_grace,
             instance: instance.filter(|s| !s.is_empty()),
             tunables: Tunables::default(),
+            webhook_url: reloader_notices(args),
+            metrics_by_namespace: args.reloader.metrics_count_by_namespace.as_deref()
+                == Some("enabled"),
         })
     }
 }

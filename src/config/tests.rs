@@ -6,6 +6,7 @@ use clap::Parser as _;
 
 use super::*;
 use crate::cli::{Cli, Command};
+use crate::reload::keys::Key;
 use crate::reload::model::{SourceKind, WorkloadKind};
 use crate::testing::pairs as labels;
 
@@ -135,4 +136,47 @@ fn kubernetes_namespace_is_reloaders_single_namespace_mode() {
     assert!(listed.namespace_allowed("a") && !listed.namespace_allowed("shop"));
     let empty = scope(&["--namespaces-to-ignore=x"], " ");
     assert!(empty.namespace_allowed("shop") && !empty.namespace_allowed("x"));
+}
+
+/// What Reloader's chart renders: a quoted selector, Reloader's own annotation keys replaced,
+/// `--is-Argo-Rollouts`, Reloader's log level names.
+#[test]
+fn reloaders_chart_values_read_as_reloader_reads_them() {
+    let c = config(&[
+        "--namespace-selector=\"team=a,env in (x,y)\"",
+        "--auto-annotation",
+        "example.com/auto",
+        "--pause-deployment-time-annotation=example.com/paused-at",
+        "--is-Argo-Rollouts=false",
+        "--webhook-url",
+        "http://hooks.example/x",
+    ])
+    .expect("config");
+    assert_eq!(
+        c.scope.namespace_gate.selector(),
+        Some("team=a,env in (x,y)")
+    );
+    assert_eq!(
+        c.rules.vocabulary.key("reloader.stakater.com", Key::Auto),
+        "example.com/auto"
+    );
+    assert_eq!(
+        c.rules
+            .vocabulary
+            .key("reloader.stakater.com", Key::PausedAt),
+        "example.com/paused-at"
+    );
+    assert_eq!(
+        c.rules.vocabulary.key("kreload.dev", Key::Auto),
+        "kreload.dev/auto"
+    );
+    assert!(
+        c.rules
+            .ignored_workload_kinds
+            .contains(&WorkloadKind::Rollout)
+    );
+    assert_eq!(c.webhook_url.as_deref(), Some("http://hooks.example/x"));
+    assert!(!c.metrics_by_namespace);
+    let rollouts = config(&["--is-Argo-Rollouts=true"]).expect("config");
+    assert!(rollouts.rules.ignored_workload_kinds.is_empty());
 }

@@ -76,10 +76,13 @@ impl Key {
     }
 }
 
-/// The enabled prefixes, in precedence order (kreload's first).
+/// The enabled prefixes, in precedence order (kreload's first), and the keys Reloader's
+/// annotation-key flags (`--auto-annotation`, …) put in place of Reloader's own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vocabulary {
     prefixes: Vec<&'static str>,
+    /// Full keys replacing Reloader's vocabulary's (kreload's own are never replaced).
+    overrides: BTreeMap<Key, String>,
 }
 
 impl Vocabulary {
@@ -88,7 +91,35 @@ impl Vocabulary {
         if compat_reloader {
             prefixes.push(RELOADER_PREFIX);
         }
-        Vocabulary { prefixes }
+        Vocabulary {
+            prefixes,
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    /// Replaces keys of Reloader's vocabulary, as Reloader's annotation-key flags do (empty
+    /// values are ignored). kreload's own keys stay as they are.
+    pub fn with_overrides(mut self, overrides: impl IntoIterator<Item = (Key, String)>) -> Self {
+        self.overrides.extend(
+            overrides
+                .into_iter()
+                .map(|(k, v)| (k, v.trim().to_owned()))
+                .filter(|(_, v)| !v.is_empty()),
+        );
+        self
+    }
+
+    /// The full annotation key of `key` under the enabled prefix `prefix`, with any override.
+    pub fn key(&self, prefix: &str, key: Key) -> String {
+        match self.overrides.get(&key) {
+            Some(custom) if prefix == RELOADER_PREFIX => custom.clone(),
+            _ => key.with_prefix(prefix),
+        }
+    }
+
+    /// Every enabled full key of `key`, in precedence order, with the prefix it stands for.
+    pub fn keys(&self, key: Key) -> impl Iterator<Item = (&'static str, String)> + '_ {
+        self.prefixes.iter().map(move |p| (*p, self.key(p, key)))
     }
 
     /// The prefix kreload writes under.
@@ -102,9 +133,8 @@ impl Vocabulary {
 
     /// The value of `key` under the first enabled prefix that carries it.
     pub fn get<'a>(&self, map: &'a BTreeMap<String, String>, key: Key) -> Option<&'a str> {
-        self.prefixes
-            .iter()
-            .find_map(|p| map.get(&key.with_prefix(p)).map(String::as_str))
+        self.keys(key)
+            .find_map(|(_, k)| map.get(&k).map(String::as_str))
     }
 
     /// Whether `key` is present (with any value, even empty) under any enabled prefix.
@@ -116,7 +146,7 @@ impl Vocabulary {
     pub fn is_known_key(&self, k: &str) -> Option<Key> {
         self.prefixes
             .iter()
-            .find_map(|p| Key::ALL.into_iter().find(|key| key.with_prefix(p) == k))
+            .find_map(|p| Key::ALL.into_iter().find(|key| self.key(p, *key) == k))
     }
 
     /// Whether `k` sits under an enabled prefix: its prefix part (before `/`) is the prefix
@@ -163,7 +193,7 @@ impl Vocabulary {
                 self.prefixes
                     .iter()
                     .copied()
-                    .find(|p| OPT_IN.iter().any(|k| map.contains_key(&k.with_prefix(p))))
+                    .find(|p| OPT_IN.iter().any(|k| map.contains_key(&self.key(p, *k))))
             })
             .or_else(|| self.prefixes.last().copied())
             .unwrap_or(KRELOAD_PREFIX)
@@ -367,6 +397,33 @@ mod tests {
         assert_eq!(compat.record_prefix(&none, &none), RELOADER_PREFIX);
         assert_eq!(strict.record_prefix(&theirs, &none), KRELOAD_PREFIX);
         assert_eq!(strict.record_prefix(&none, &none), KRELOAD_PREFIX);
+    }
+
+    /// Reloader's annotation-key flags replace Reloader's keys only.
+    #[test]
+    fn overrides_replace_reloaders_keys() {
+        let v = Vocabulary::new(true).with_overrides([
+            (Key::Auto, "example.com/auto".to_owned()),
+            (Key::Match, " ".to_owned()),
+        ]);
+        let custom = map(&[("example.com/auto", "true")]);
+        let stock = map(&[("reloader.stakater.com/auto", "true")]);
+        let ours = map(&[("kreload.dev/auto", "true")]);
+        assert_eq!(v.get(&custom, Key::Auto), Some("true"));
+        assert_eq!(v.get(&stock, Key::Auto), None);
+        assert_eq!(v.get(&ours, Key::Auto), Some("true"));
+        assert_eq!(v.is_known_key("example.com/auto"), Some(Key::Auto));
+        assert_eq!(v.is_known_key("reloader.stakater.com/auto"), None);
+        // An empty override keeps Reloader's key.
+        assert_eq!(
+            v.key(RELOADER_PREFIX, Key::Match),
+            "reloader.stakater.com/match"
+        );
+        assert_eq!(v.record_prefix(&custom, &BTreeMap::new()), RELOADER_PREFIX);
+        // Without Reloader's vocabulary there is nothing to replace.
+        let strict =
+            Vocabulary::new(false).with_overrides([(Key::Auto, "example.com/auto".into())]);
+        assert_eq!(strict.get(&custom, Key::Auto), None);
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub fn on_reload(kind: WorkloadKind, view: &PauseView, now: Timestamp) -> OnRelo
     if view.paused {
         return OnReload::PausedByOthers;
     }
-    let key = Key::PausedAt.with_prefix(prefix);
+    let key = view.vocabulary.key(prefix, Key::PausedAt);
     let mut ops = vec![
         add(&["spec", "paused"], Value::Bool(true)),
         add(
@@ -246,11 +246,9 @@ fn add_saturating(t: Timestamp, period: std::time::Duration) -> Timestamp {
 
 /// The pause-period in effect and the prefix it was found under (kreload's first).
 fn period<'a>(view: &PauseView<'a>) -> Option<(&'static str, &'a str)> {
-    view.vocabulary.prefixes().iter().find_map(|p| {
-        view.annotations
-            .get(&Key::PausePeriod.with_prefix(p))
-            .map(|v| (*p, v.as_str()))
-    })
+    view.vocabulary
+        .keys(Key::PausePeriod)
+        .find_map(|(p, k)| view.annotations.get(&k).map(|v| (p, v.as_str())))
 }
 
 fn paused_at<'a>(view: &PauseView<'a>) -> Option<&'a str> {
@@ -260,9 +258,8 @@ fn paused_at<'a>(view: &PauseView<'a>) -> Option<&'a str> {
 /// paused-at keys present under an enabled prefix.
 fn paused_at_keys<'a>(view: &'a PauseView<'a>) -> impl Iterator<Item = String> + 'a {
     view.vocabulary
-        .prefixes()
-        .iter()
-        .map(|p| Key::PausedAt.with_prefix(p))
+        .keys(Key::PausedAt)
+        .map(|(_, k)| k)
         .filter(|k| view.annotations.contains_key(k))
 }
 

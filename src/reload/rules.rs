@@ -147,9 +147,8 @@ pub fn invalid_reload_patterns(
     annotations: &BTreeMap<String, String>,
 ) -> Vec<InvalidPattern> {
     let mut out = Vec::new();
-    for prefix in vocabulary.prefixes() {
-        for key in [Key::ConfigMapReload, Key::SecretReload] {
-            let key = key.with_prefix(prefix);
+    for key in [Key::ConfigMapReload, Key::SecretReload] {
+        for (_, key) in vocabulary.keys(key) {
             let Some(list) = annotations.get(&key) else {
                 continue;
             };

@@ -1,6 +1,8 @@
 //! Reloader parity: the values Reloader itself writes (its `last-reloaded-from` key and
 //! delete marker), its single-namespace mode, its flags and environment, its metrics.
 
+mod flags;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +30,8 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
             "parity::kubernetes_namespace_is_one_namespace",
             single_namespace,
         ),
+        trial("parity::chart_command_lines", flags::chart_command_lines),
+        trial("parity::annotation_key_flags", flags::annotation_key_flags),
     ]
 }
 

@@ -135,6 +135,8 @@ pub struct ReloaderArgs {
     pub kubernetes_namespace: Option<String>,
     #[command(flatten)]
     pub annotations: AnnotationArgs,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
     /// Reloader's Argo Rollouts switch. kreload reloads Rollouts whenever their CRD is
     /// served; an explicit `false` turns them off, as in Reloader.
     #[arg(long = "is-Argo-Rollouts", env = "KRELOAD_IS_ARGO_ROLLOUTS", value_parser = parse_go_bool, num_args = 0..=1, default_missing_value = "true")]
@@ -157,6 +159,26 @@ pub struct ReloaderArgs {
     /// `reloader_reload_executed_total_by_namespace`).
     #[arg(long, env = "METRICS_COUNT_BY_NAMESPACE")]
     pub metrics_count_by_namespace: Option<String>,
+}
+
+/// Reloader's alerts, by Reloader's environment variables.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AlertArgs {
+    /// `true`: post an alert for each reload (Reloader's `ALERT_ON_RELOAD`).
+    #[arg(long, env = "ALERT_ON_RELOAD")]
+    pub alert_on_reload: Option<String>,
+    /// `slack`, `teams`, `gchat`; anything else posts the raw text (`webhook`).
+    #[arg(long, env = "ALERT_SINK")]
+    pub alert_sink: Option<String>,
+    /// Where alerts are posted.
+    #[arg(long, env = "ALERT_WEBHOOK_URL")]
+    pub alert_webhook_url: Option<String>,
+    /// An HTTP proxy (`http://host:port`) alerts go through.
+    #[arg(long, env = "ALERT_WEBHOOK_PROXY")]
+    pub alert_webhook_proxy: Option<String>,
+    /// Put before each alert's text (a cluster name, for example).
+    #[arg(long, env = "ALERT_ADDITIONAL_INFO")]
+    pub alert_additional_info: Option<String>,
 }
 
 /// Reloader's annotation-key flags: each replaces one key of Reloader's vocabulary (the

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::ServeArgs;
+use crate::cli::{AlertArgs, ServeArgs};
+use crate::notify::sinks::Sink;
+use crate::notify::{Alerts, Settings};
 use crate::reload::keys::Vocabulary;
 use crate::reload::model::{Strategy, WorkloadKind};
 use crate::reload::rules::RuleOptions;
@@ -68,8 +70,9 @@ pub struct Config {
     /// The Events' reporting instance (the pod's name in a cluster).
     pub instance: Option<String>,
     pub tunables: Tunables,
-    /// Reloader's `--webhook-url`: post there for each change instead of reloading.
-    pub webhook_url: Option<String>,
+    /// Reloader's `--webhook-url` (post there for each change instead of reloading) and
+    /// its alerts.
+    pub notify: Settings,
     /// Reloader's `METRICS_COUNT_BY_NAMESPACE=enabled`.
     pub metrics_by_namespace: bool,
 }
@@ -140,6 +143,29 @@ fn reloader_notices(args: &ServeArgs) -> Option<String> {
     Some(url.to_owned())
 }
 
+/// Reloader's rule: alerts only with `ALERT_ON_RELOAD=true` and a URL.
+fn alerts(a: &AlertArgs) -> Option<Alerts> {
+    if a.alert_on_reload.as_deref().map(str::trim) != Some("true") {
+        return None;
+    }
+    let nonempty = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let Some(url) = nonempty(&a.alert_webhook_url) else {
+        tracing::error!("ALERT_ON_RELOAD is true but ALERT_WEBHOOK_URL is not set; no alerts");
+        return None;
+    };
+    Some(Alerts {
+        sink: Sink::parse(a.alert_sink.as_deref().unwrap_or_default()),
+        url,
+        proxy: nonempty(&a.alert_webhook_proxy),
+        additional_info: a.alert_additional_info.clone(),
+    })
+}
+
 impl Config {
     /// Checks and types the flags; `instance` is the pod's name, when known.
     pub fn from_args(args: &ServeArgs, instance: Option<String>) -> Result<Config, ConfigError> {
@@ -191,7 +217,10 @@ impl Config {
             shutdown_grace: args.shutdown_grace,
             instance: instance.filter(|s| !s.is_empty()),
             tunables: Tunables::default(),
-            webhook_url: reloader_notices(args),
+            notify: Settings {
+                alerts: alerts(&args.reloader.alerts),
+                webhook_url: reloader_notices(args),
+            },
             metrics_by_namespace: args.reloader.metrics_count_by_namespace.as_deref()
                 == Some("enabled"),
         })

@@ -15,6 +15,7 @@ pub mod kube;
 pub mod logging;
 pub mod loops;
 pub mod metrics;
+pub mod notify;
 pub mod queue;
 pub mod reload;
 pub mod run;

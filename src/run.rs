@@ -274,6 +274,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         resumer: resumer.clone(),
         confirm_patience: config.tunables.confirm_patience,
         concurrency: config.tunables.worker_concurrency,
+        notifier: crate::notify::Notifier::start(config.notify.clone())
+            .context("starting the alert sinks")?,
     };
     let worker = tokio::spawn(worker.run());
     let app = admission_app(&config, &client, &rules, &index, &queue, &metrics);

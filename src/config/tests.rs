@@ -175,7 +175,23 @@ fn reloaders_chart_values_read_as_reloader_reads_them() {
             .ignored_workload_kinds
             .contains(&WorkloadKind::Rollout)
     );
-    assert_eq!(c.webhook_url.as_deref(), Some("http://hooks.example/x"));
+    assert_eq!(
+        c.notify.webhook_url.as_deref(),
+        Some("http://hooks.example/x")
+    );
+    assert!(c.notify.alerts.is_none());
+    let alerting = config(&[
+        "--alert-on-reload=true",
+        "--alert-sink=Teams",
+        "--alert-webhook-url=http://127.0.0.1:1/a",
+        "--alert-webhook-proxy= ",
+    ])
+    .expect("config");
+    let a = alerting.notify.alerts.expect("alerts on");
+    assert_eq!(a.sink, crate::notify::sinks::Sink::Teams);
+    assert_eq!(a.proxy, None);
+    let no_url = config(&["--alert-on-reload=true"]).expect("config");
+    assert!(no_url.notify.alerts.is_none());
     assert!(!c.metrics_by_namespace);
     let rollouts = config(&["--is-Argo-Rollouts=true"]).expect("config");
     assert!(rollouts.rules.ignored_workload_kinds.is_empty());

@@ -19,6 +19,8 @@ use crate::kube::events::{Events, Note};
 use crate::kube::retry::error_chain;
 use crate::loops::resumer::Resumer;
 use crate::metrics::{DropReason, Metrics, ReloadOutcome};
+use crate::notify::Notifier;
+use crate::notify::sinks::Reloaded;
 use crate::queue::{Intent, Queue};
 use crate::reload::model::Strategy;
 use crate::reload::plan::{self, Confirmed, Reload};
@@ -41,6 +43,8 @@ pub struct Worker {
     pub confirm_patience: Duration,
     /// How many confirmations, and how many workload patches, run at once.
     pub concurrency: usize,
+    /// Alerts, and Reloader's `--webhook-url` (which replaces reloading).
+    pub notifier: Notifier,
 }
 
 impl Worker {
@@ -63,6 +67,11 @@ impl Worker {
             .filter_map(std::future::ready)
             .collect()
             .await;
+        if self.notifier.replaces_reloads() {
+            // Reloader's --webhook-url: one post per change, nothing reloaded.
+            confirmed.iter().for_each(|_| self.notifier.changed());
+            return;
+        }
         let batch = plan::batch(&self.rules, &confirmed, |ns| {
             self.index.read(|i| i.candidates(ns))
         });
@@ -138,6 +147,15 @@ impl Worker {
         let outcome = span.in_scope(|| match &result {
             Ok(Applied::Reloaded) => {
                 tracing::info!(sources = ?sources, "reloaded");
+                for c in changes {
+                    self.notifier.reloaded(&Reloaded {
+                        source_name: &c.source.name,
+                        source_type: c.source.kind.env_suffix(),
+                        namespace,
+                        workload: &id.name,
+                        workload_kind: id.kind.api_kind(),
+                    });
+                }
                 ReloadOutcome::Reloaded
             }
             Ok(Applied::AlreadyApplied) => {

@@ -1,7 +1,9 @@
 //! Reloader parity: the values Reloader itself writes (its `last-reloaded-from` key and
 //! delete marker), its single-namespace mode, its flags and environment, its metrics.
 
+mod alerts;
 mod flags;
+mod receiver;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,18 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         ),
         trial("parity::chart_command_lines", flags::chart_command_lines),
         trial("parity::annotation_key_flags", flags::annotation_key_flags),
+        trial(
+            "parity::alerts_reach_each_sink",
+            alerts::alerts_reach_each_sink,
+        ),
+        trial(
+            "parity::a_stuck_sink_never_delays_a_reload",
+            alerts::a_stuck_sink_never_delays_a_reload,
+        ),
+        trial(
+            "parity::webhook_url_posts_instead_of_reloading",
+            alerts::webhook_url_posts_instead_of_reloading,
+        ),
     ]
 }
 

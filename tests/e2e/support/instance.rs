@@ -167,6 +167,11 @@ impl Instance {
         metric_at(self.admin, name, filters).await
     }
 
+    /// Everything the instance logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

@@ -1,7 +1,10 @@
 //! Prometheus metrics, exposed in OpenMetrics text on the admin port.
 //!
 //! Callers use the typed helpers on [`Metrics`]; label sets are private so every series
-//! name and label value comes from one place and cardinality stays bounded.
+//! name and label value comes from one place and cardinality stays bounded. Reloader's
+//! names are served beside kreload's ([`reloader`]).
+
+pub mod reloader;
 
 use std::fmt;
 use std::time::Duration;
@@ -184,6 +187,8 @@ pub struct Metrics {
     index_workloads: Gauge,
     reloads: Family<ReloadLabels, Counter>,
     reload_patch_duration: Histogram,
+    /// Reloader's series (`reloader_…`).
+    pub reloader: reloader::ReloaderMetrics,
 }
 
 impl Default for Metrics {
@@ -209,73 +214,80 @@ fn register<M: Metric + Clone>(
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut r = Registry::with_prefix("kreload");
+        Self::with_reloader_by_namespace(false)
+    }
+
+    /// Also serves Reloader's `reloader_reload_executed_total_by_namespace` when `by_namespace`
+    /// (`METRICS_COUNT_BY_NAMESPACE=enabled`).
+    pub fn with_reloader_by_namespace(by_namespace: bool) -> Self {
+        let (mut root, reloader) = reloader::ReloaderMetrics::root(by_namespace);
+        let r = root.sub_registry_with_prefix("kreload");
         let admission_requests = register(
-            &mut r,
+            r,
             "admission_requests",
             "Admission requests answered, by endpoint, operation and outcome",
             None,
             Family::default(),
         );
         let admission_duration: Family<_, _, fn() -> Histogram> = register(
-            &mut r,
+            r,
             "admission_duration",
             "Time to parse, review and answer an admission request",
             Some(Unit::Seconds),
             Family::new_with_constructor(admission_histogram),
         );
         let intents_enqueued = register(
-            &mut r,
+            r,
             "intents_enqueued",
             "Reload intents put on the queue, by source kind",
             None,
             Family::default(),
         );
         let intents_dropped = register(
-            &mut r,
+            r,
             "intents_dropped",
             "Reload intents dropped before the queue, by reason",
             None,
             Family::default(),
         );
         let intents_coalesced = register(
-            &mut r,
+            r,
             "intents_coalesced",
             "Reload intents merged into one already queued for the same source",
             None,
             Counter::default(),
         );
         let queue_depth = register(
-            &mut r,
+            r,
             "queue_depth",
             "Reload intents waiting for the worker",
             None,
             Gauge::default(),
         );
         let index_workloads = register(
-            &mut r,
+            r,
             "index_workloads",
             "Opted-in workloads kept in the workload index",
             None,
             Gauge::default(),
         );
         let reloads = register(
-            &mut r,
+            r,
             "reloads",
             "Reload attempts on workloads, by kind, strategy and outcome",
             None,
             Family::default(),
         );
         let reload_patch_duration = register(
-            &mut r,
+            r,
             "reload_patch_duration",
             "Time to apply a reload to one workload: read, plan, patch and retries",
             Some(Unit::Seconds),
             Histogram::new(PATCH_BUCKETS),
         );
-        let registry = r;
         Self {
-            registry,
+            registry: root,
+            reloader,
             admission_requests,
             admission_duration,
             intents_enqueued,
@@ -312,6 +324,7 @@ impl Metrics {
 
     /// An intent was queued; `source_kind` is the source's kind name (`ConfigMap`, `Secret`).
     pub fn intent_enqueued(&self, source_kind: &'static str) {
+        self.reloader.queued();
         self.intents_enqueued
             .get_or_create(&KindLabels { kind: source_kind })
             .inc();
@@ -325,6 +338,21 @@ impl Metrics {
             .inc();
     }
 
+    /// A ConfigMap/Secret write the sources webhook skipped, by its reason text; counted
+    /// under Reloader's `reloader_skipped_total` reasons where Reloader has one.
+    pub fn source_skipped(&self, reason: &str) {
+        use reloader::Skipped;
+        let why = match reason {
+            "content unchanged" => Skipped::NoDataChange,
+            "namespace not watched"
+            | "kind ignored"
+            | "labels do not match"
+            | "ignore annotation" => Skipped::IgnoredOrNotSelected,
+            _ => return,
+        };
+        self.reloader.skipped(why);
+    }
+
     pub fn intent_coalesced(&self) {
         self.intents_coalesced.inc();
     }
@@ -335,8 +363,9 @@ impl Metrics {
     }
 
     pub fn set_queue_depth(&self, depth: usize) {
-        self.queue_depth
-            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        let depth = i64::try_from(depth).unwrap_or(i64::MAX);
+        self.queue_depth.set(depth);
+        self.reloader.set_depth(depth);
     }
 
     /// Records a reload attempt. `workload_kind` and `strategy` are the static names the
@@ -403,5 +432,43 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+        assert!(!text.contains("reloader_reload_executed_total_by_namespace"));
+    }
+
+    #[test]
+    fn reloaders_names_are_served_beside() {
+        use reloader::Skipped;
+        let metrics = Metrics::with_reloader_by_namespace(true);
+        metrics.intent_enqueued("ConfigMap");
+        metrics.set_queue_depth(2);
+        let m = &metrics.reloader;
+        m.executed(
+            "shop",
+            "Deployment",
+            true,
+            Some(Duration::from_millis(1500)),
+        );
+        m.executed("shop", "StatefulSet", false, None);
+        m.skipped(Skipped::NoDataChange);
+        m.skipped(Skipped::IgnoredOrNotSelected);
+        m.skipped(Skipped::StrategyNotUpdated);
+        let text = metrics.encode().expect("encode");
+        for line in [
+            r#"reloader_reload_executed_total{success="true"} 1"#,
+            r#"reloader_reload_executed_total{success="false"} 1"#,
+            r#"reloader_reload_executed_total_by_namespace{success="true",namespace="shop"} 1"#,
+            r#"reloader_action_total{workload_kind="Deployment",result="success"} 1"#,
+            r#"reloader_action_total{workload_kind="StatefulSet",result="error"} 1"#,
+            r#"reloader_action_latency_seconds_bucket{le="2.0",workload_kind="Deployment"} 1"#,
+            r#"reloader_skipped_total{reason="no_data_change"} 1"#,
+            r#"reloader_skipped_total{reason="ignored_or_not_selected"} 1"#,
+            r#"reloader_skipped_total{reason="strategy_not_updated"} 1"#,
+            r#"reloader_errors_total{type="handler_error"} 1"#,
+            "reloader_workqueue_depth 2",
+            "reloader_workqueue_adds_total 1",
+            r#"kreload_intents_enqueued_total{kind="ConfigMap"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 }

@@ -37,6 +37,9 @@ pub struct Intent {
     /// was stored" from "nothing changed" even when the last admitted write was rejected.
     pub base: Option<String>,
     pub operation: Operation,
+    /// When the first write of the window was admitted; the queue sets it (admission's
+    /// decision stays free of clocks). For the latency from admission to patch.
+    pub admitted: Option<Instant>,
 }
 
 impl Intent {
@@ -99,7 +102,7 @@ impl Queue {
     }
 
     /// Adds an intent without waiting.
-    pub fn push(&self, intent: Intent) -> Push {
+    pub fn push(&self, mut intent: Intent) -> Push {
         let mut state = self.lock();
         if state.closed {
             return Push::Closed;
@@ -107,13 +110,20 @@ impl Queue {
         let key = intent.key();
         if let Some(pending) = state.pending.get_mut(&key) {
             let base = pending.intent.base.take();
-            pending.intent = Intent { base, ..intent };
+            let admitted = pending.intent.admitted;
+            pending.intent = Intent {
+                base,
+                admitted,
+                ..intent
+            };
             return Push::Coalesced;
         }
         if state.pending.len() >= self.capacity {
             return Push::Full;
         }
-        let deadline = Instant::now() + self.window;
+        let now = Instant::now();
+        intent.admitted.get_or_insert(now);
+        let deadline = now + self.window;
         state.order.push_back((deadline, key.clone()));
         state.pending.insert(key, Pending { intent });
         drop(state);
@@ -194,12 +204,22 @@ mod tests {
             hash: Some(hash.into()),
             base: Some("h0".into()),
             operation: Operation::Update,
+            admitted: None,
+        }
+    }
+
+    /// `i` as the queue hands it out: stamped with the time its window opened.
+    fn at(i: Intent, t: Instant) -> Intent {
+        Intent {
+            admitted: Some(t),
+            ..i
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn burst_for_one_source_becomes_one_intent_with_the_last_hash() {
         let q = Queue::new(10, Duration::from_secs(2));
+        let first = Instant::now();
         assert_eq!(q.push(intent("s", "h1")), Push::Queued);
         tokio::time::advance(Duration::from_millis(500)).await;
         assert_eq!(q.push(intent("s", "h2")), Push::Coalesced);
@@ -207,7 +227,8 @@ mod tests {
         assert_eq!(q.push(intent("s", "h3")), Push::Coalesced);
         let started = Instant::now();
         let batch = q.next_batch().await.expect("batch");
-        assert_eq!(batch, vec![intent("s", "h3")]);
+        // The last content, admitted when the first write was.
+        assert_eq!(batch, vec![at(intent("s", "h3"), first)]);
         // Due one window after the first push, not after the last.
         assert_eq!(started.elapsed(), Duration::from_secs(1));
         assert!(q.is_empty());
@@ -233,11 +254,12 @@ mod tests {
         q.push(intent("a", "1"));
         q.push(intent("b", "1"));
         tokio::time::advance(Duration::from_secs(3)).await;
+        let pushed = Instant::now();
         q.push(intent("c", "1"));
         let batch = q.next_batch().await.expect("batch");
         assert_eq!(batch.len(), 2);
         let batch = q.next_batch().await.expect("batch");
-        assert_eq!(batch, vec![intent("c", "1")]);
+        assert_eq!(batch, vec![at(intent("c", "1"), pushed)]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -253,11 +275,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn close_flushes_pending_then_ends() {
         let q = Queue::new(10, Duration::from_secs(60));
+        let pushed = Instant::now();
         q.push(intent("a", "1"));
         q.close();
         assert_eq!(q.push(intent("b", "1")), Push::Closed);
         let started = Instant::now();
-        assert_eq!(q.next_batch().await, Some(vec![intent("a", "1")]));
+        assert_eq!(
+            q.next_batch().await,
+            Some(vec![at(intent("a", "1"), pushed)])
+        );
         assert_eq!(started.elapsed(), Duration::ZERO);
         assert_eq!(q.next_batch().await, None);
     }
@@ -270,8 +296,9 @@ mod tests {
             tokio::spawn(async move { q.next_batch().await })
         };
         tokio::time::advance(Duration::from_secs(5)).await;
+        let pushed = Instant::now();
         q.push(intent("a", "1"));
         let batch = waiter.await.expect("join").expect("batch");
-        assert_eq!(batch, vec![intent("a", "1")]);
+        assert_eq!(batch, vec![at(intent("a", "1"), pushed)]);
     }
 }

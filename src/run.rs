@@ -252,7 +252,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let tls = Arc::new(server::server_config(resolver)?);
     let client = crate::kube::client::connect(config.kubeconfig.as_deref()).await?;
     let rules = Arc::new(config.rules.clone());
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_reloader_by_namespace(
+        config.metrics_by_namespace,
+    ));
     let readiness = Readiness::new();
     let drain = Drain::new(shutdown, config.shutdown_grace);
     withdraw_on_shutdown(readiness.clone(), drain.clone());

@@ -6,7 +6,8 @@ use super::model::WorkloadKind;
 pub const NOTE_LIMIT: usize = 1000;
 
 pub const RELOADED: &str = "Reloaded";
-pub const RELOAD_FAILED: &str = "ReloadFailed";
+/// Reloader's reason for a failed reload.
+pub const RELOAD_FAILED: &str = "ReloadFail";
 pub const RESUMED: &str = "Resumed";
 
 /// The note of a `Reloaded` Event: `sources` (`configmap/app`) caused it.
@@ -19,7 +20,17 @@ pub fn reloaded(kind: WorkloadKind, sources: &[String]) -> String {
     limit(format!("{verb} because {} changed", sources.join(", ")))
 }
 
-/// The note of a `ReloadFailed` Event.
+/// A change as the log line names it: `configmap/app@86eda77` (the hash's first 7
+/// characters; `deleted` for a deleted source).
+pub fn short(change: &super::plan::Reload) -> String {
+    if change.deleted {
+        return format!("{}@deleted", change.source);
+    }
+    let hash = change.hash.get(..7).unwrap_or(&change.hash);
+    format!("{}@{hash}", change.source)
+}
+
+/// The note of a `ReloadFail` Event.
 pub fn failed(sources: &[String], error: &str) -> String {
     limit(format!("reload for {} failed: {error}", sources.join(", ")))
 }
@@ -46,6 +57,25 @@ pub fn limit(mut note: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reload::model::SourceRef;
+    use crate::reload::plan::Reload;
+
+    #[test]
+    fn the_log_line_names_each_change_by_a_short_hash() {
+        let change = |hash: &str, deleted| Reload {
+            source: SourceRef::configmap("app"),
+            hash: hash.to_owned(),
+            auto: true,
+            deleted,
+        };
+        assert_eq!(
+            short(&change("86eda770a6060824b090dd4df091e3bd4121279c", false)),
+            "configmap/app@86eda77"
+        );
+        assert_eq!(short(&change("abc", false)), "configmap/app@abc");
+        assert_eq!(short(&change("da39a3e", true)), "configmap/app@deleted");
+        assert_eq!(RELOAD_FAILED, "ReloadFail");
+    }
 
     #[test]
     fn notes_name_every_source_and_the_verb_fits_the_kind() {

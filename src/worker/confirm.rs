@@ -148,6 +148,7 @@ mod tests {
             } else {
                 Operation::Delete
             },
+            admitted: None,
         }
     }
 

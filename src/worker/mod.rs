@@ -6,8 +6,11 @@
 pub mod apply;
 pub mod confirm;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::StreamExt as _;
 use kube::Client;
@@ -18,11 +21,12 @@ use crate::index::SharedIndex;
 use crate::kube::events::{Events, Note};
 use crate::kube::retry::error_chain;
 use crate::loops::resumer::Resumer;
+use crate::metrics::reloader::Skipped;
 use crate::metrics::{DropReason, Metrics, ReloadOutcome};
 use crate::notify::Notifier;
 use crate::notify::sinks::Reloaded;
 use crate::queue::{Intent, Queue};
-use crate::reload::model::Strategy;
+use crate::reload::model::{SourceRef, Strategy};
 use crate::reload::plan::{self, Confirmed, Reload};
 use crate::reload::report;
 use crate::reload::rules::RuleOptions;
@@ -61,6 +65,10 @@ impl Worker {
         // Confirm every intent first (concurrently: a write that never persists costs the
         // whole confirmation patience), then reload: a workload that uses several changed
         // sources is patched once for all of them.
+        let admitted: HashMap<(String, SourceRef), Instant> = batch
+            .iter()
+            .filter_map(|i| Some(((i.namespace.clone(), i.source.clone()), i.admitted?)))
+            .collect();
         let confirmed: Vec<Confirmed> = futures::stream::iter(batch)
             .map(|intent| self.confirm(intent))
             .buffer_unordered(self.concurrency)
@@ -76,10 +84,16 @@ impl Worker {
             self.index.read(|i| i.candidates(ns))
         });
         let pausable = &batch.pausable;
+        let admitted = &admitted;
         futures::stream::iter(batch.reloads)
             .for_each_concurrent(self.concurrency, |(key, changes)| async move {
                 let (namespace, id) = &key;
-                if self.reload(namespace, id, &changes).await && pausable.contains(&key) {
+                let first = changes
+                    .iter()
+                    .filter_map(|c| admitted.get(&(namespace.clone(), c.source.clone())))
+                    .min()
+                    .copied();
+                if self.reload(namespace, id, &changes, first).await && pausable.contains(&key) {
                     self.resumer.check(namespace, &id.name);
                 }
             })
@@ -123,8 +137,15 @@ impl Worker {
         })
     }
 
-    /// Returns whether a patch was written.
-    async fn reload(&self, namespace: &str, id: &WorkloadId, changes: &[Reload]) -> bool {
+    /// Returns whether a patch was written. `admitted`: when the earliest of `changes` was
+    /// admitted (for the latency in the log line and Reloader's action latency).
+    async fn reload(
+        &self,
+        namespace: &str,
+        id: &WorkloadId,
+        changes: &[Reload],
+        admitted: Option<Instant>,
+    ) -> bool {
         let span =
             tracing::info_span!("reload", workload.kind = %id.kind, namespace, name = %id.name);
         let started = std::time::Instant::now();
@@ -142,36 +163,10 @@ impl Worker {
             .reload(&target, changes)
             .instrument(span.clone())
             .await;
+        let latency = admitted.map(|t| t.elapsed());
         let sources: Vec<String> = changes.iter().map(|c| c.source.to_string()).collect();
         // No span guard across an await: reloads run concurrently on one task.
-        let outcome = span.in_scope(|| match &result {
-            Ok(Applied::Reloaded) => {
-                tracing::info!(sources = ?sources, "reloaded");
-                for c in changes {
-                    self.notifier.reloaded(&Reloaded {
-                        source_name: &c.source.name,
-                        source_type: c.source.kind.env_suffix(),
-                        namespace,
-                        workload: &id.name,
-                        workload_kind: id.kind.api_kind(),
-                    });
-                }
-                ReloadOutcome::Reloaded
-            }
-            Ok(Applied::AlreadyApplied) => {
-                tracing::debug!(sources = ?sources, "already reflects the content");
-                ReloadOutcome::AlreadyApplied
-            }
-            Ok(Applied::NoContainer) => {
-                tracing::info!(sources = ?sources, "no container uses the change");
-                ReloadOutcome::NoContainer
-            }
-            Ok(Applied::Gone) => ReloadOutcome::Gone,
-            Err(error) => {
-                tracing::warn!(error = %error_chain(error), sources = ?sources, "reload failed");
-                ReloadOutcome::Failed
-            }
-        });
+        let outcome = span.in_scope(|| self.record(namespace, id, changes, &result, latency));
         self.metrics
             .reload(id.kind.api_kind(), self.strategy.as_str(), outcome);
         self.metrics.observe_reload_patch(started.elapsed());
@@ -197,5 +192,62 @@ impl Worker {
                 .await;
         }
         matches!(result, Ok(Applied::Reloaded))
+    }
+
+    /// Logs the outcome (one line per reload: sources with short hashes, strategy, latency
+    /// from admission to patch), counts it under Reloader's names, and sends the alerts.
+    fn record(
+        &self,
+        namespace: &str,
+        id: &WorkloadId,
+        changes: &[Reload],
+        result: &Result<Applied, apply::Error>,
+        latency: Option<Duration>,
+    ) -> ReloadOutcome {
+        let sources: Vec<String> = changes.iter().map(|c| c.source.to_string()).collect();
+        let kind = id.kind.api_kind();
+        match result {
+            Ok(Applied::Reloaded) => {
+                let changed: Vec<String> = changes.iter().map(report::short).collect();
+                // Self-contained: JSON logs lose the span's `name` field to the span's own.
+                tracing::info!(
+                    namespace,
+                    workload = %format_args!("{kind}/{}", id.name),
+                    sources = %changed.join(","),
+                    strategy = self.strategy.as_str(),
+                    latency_ms = latency.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX)),
+                    "reloaded"
+                );
+                self.metrics
+                    .reloader
+                    .executed(namespace, kind, true, latency);
+                for c in changes {
+                    self.notifier.reloaded(&Reloaded {
+                        source_name: &c.source.name,
+                        source_type: c.source.kind.env_suffix(),
+                        namespace,
+                        workload: &id.name,
+                        workload_kind: kind,
+                    });
+                }
+                ReloadOutcome::Reloaded
+            }
+            Ok(Applied::AlreadyApplied) => {
+                tracing::debug!(sources = ?sources, "already reflects the content");
+                self.metrics.reloader.skipped(Skipped::StrategyNotUpdated);
+                ReloadOutcome::AlreadyApplied
+            }
+            Ok(Applied::NoContainer) => {
+                tracing::info!(sources = ?sources, "no container uses the change");
+                self.metrics.reloader.skipped(Skipped::StrategyNotUpdated);
+                ReloadOutcome::NoContainer
+            }
+            Ok(Applied::Gone) => ReloadOutcome::Gone,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(error), sources = ?sources, "reload failed");
+                self.metrics.reloader.executed(namespace, kind, false, None);
+                ReloadOutcome::Failed
+            }
+        }
     }
 }

@@ -127,6 +127,7 @@ pub fn admit(
         hash,
         base,
         operation,
+        admitted: None,
     })
 }
 
@@ -153,6 +154,7 @@ impl SourcesReviewer {
         });
         match decision {
             Admitted::Skip(reason) => {
+                self.metrics.source_skipped(reason);
                 tracing::debug!(uid = %req.uid, namespace = ?req.namespace, name = %req.name, reason, "write skipped");
             }
             Admitted::Enqueue(intent) => {

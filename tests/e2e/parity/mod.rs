@@ -3,6 +3,7 @@
 
 mod alerts;
 mod flags;
+mod metrics;
 mod receiver;
 
 use std::sync::Arc;
@@ -45,6 +46,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         trial(
             "parity::webhook_url_posts_instead_of_reloading",
             alerts::webhook_url_posts_instead_of_reloading,
+        ),
+        trial(
+            "parity::metrics_under_both_names",
+            metrics::both_names_after_known_actions,
         ),
     ]
 }

@@ -55,6 +55,19 @@ impl Key {
         Key::LastReloadedFrom,
     ];
 
+    /// Whether the key opts a workload in (named reload, `auto`, typed `auto`, `search`).
+    pub fn opts_in(self) -> bool {
+        matches!(
+            self,
+            Key::Auto
+                | Key::ConfigMapAuto
+                | Key::SecretAuto
+                | Key::ConfigMapReload
+                | Key::SecretReload
+                | Key::Search
+        )
+    }
+
     /// The full annotation key under `prefix`, e.g. `configmap.kreload.dev/reload`.
     pub fn with_prefix(self, prefix: &str) -> String {
         match self {
@@ -179,21 +192,14 @@ impl Vocabulary {
         annotations: &BTreeMap<String, String>,
         template_annotations: &BTreeMap<String, String>,
     ) -> &'static str {
-        const OPT_IN: [Key; 6] = [
-            Key::Auto,
-            Key::ConfigMapAuto,
-            Key::SecretAuto,
-            Key::ConfigMapReload,
-            Key::SecretReload,
-            Key::Search,
-        ];
         [annotations, template_annotations]
             .into_iter()
             .find_map(|map| {
-                self.prefixes
-                    .iter()
-                    .copied()
-                    .find(|p| OPT_IN.iter().any(|k| map.contains_key(&self.key(p, *k))))
+                self.prefixes.iter().copied().find(|p| {
+                    Key::ALL
+                        .iter()
+                        .any(|k| k.opts_in() && map.contains_key(&self.key(p, *k)))
+                })
             })
             .or_else(|| self.prefixes.last().copied())
             .unwrap_or(KRELOAD_PREFIX)

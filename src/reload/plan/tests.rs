@@ -198,21 +198,26 @@ fn content_already_there_plans_nothing() {
     assert_eq!(planned, Planned::AlreadyApplied);
 }
 
-#[test]
-fn the_record_carries_the_time_passed_in() {
-    let v = Vocabulary::new(true);
-    let w = writing(&v, Strategy::Annotations);
-    let obj = deployment(json!([]));
+/// `obj` after the plan for `app` at `h1` is applied to it.
+fn reloaded(w: &Writing, obj: &Value) -> Value {
     let (ops, _) = workload(
-        &w,
+        w,
         "shop",
         WorkloadKind::Deployment,
-        &obj,
+        obj,
         &[reload("app", "h1")],
     )
     .expect("plan");
     let mut patched = obj.clone();
     json_patch::patch(&mut patched, &json_patch::Patch(ops)).expect("applies");
+    patched
+}
+
+#[test]
+fn the_record_carries_the_time_passed_in() {
+    let v = Vocabulary::new(true);
+    let w = writing(&v, Strategy::Annotations);
+    let patched = reloaded(&w, &deployment(json!([])));
     let record =
         patched["spec"]["template"]["metadata"]["annotations"]["kreload.dev/last-reloaded-from"]
             .as_str()
@@ -246,15 +251,7 @@ fn the_record_key_follows_the_opt_in_vocabulary() {
     ] {
         let mut obj = deployment(json!([]));
         setup(&mut obj);
-        let (ops, _) = workload(
-            &w,
-            "shop",
-            WorkloadKind::Deployment,
-            &obj,
-            &[reload("app", "h1")],
-        )
-        .expect("plan");
-        json_patch::patch(&mut obj, &json_patch::Patch(ops)).expect("applies");
+        let obj = reloaded(&w, &obj);
         let annotations = obj["spec"]["template"]["metadata"]["annotations"]
             .as_object()
             .expect("template annotations");

@@ -19,4 +19,5 @@ pub mod report;
 pub mod rules;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod warnings;
 pub mod workload;

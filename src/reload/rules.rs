@@ -189,7 +189,7 @@ fn exclude_key(kind: SourceKind) -> Key {
 
 /// Reloader reads the opt-in keys from the pod template only when the workload metadata has
 /// none of them (present with any value counts as having one).
-fn effective<'a>(
+pub(super) fn effective<'a>(
     vocab: &Vocabulary,
     kind: SourceKind,
     annotations: &'a BTreeMap<String, String>,

@@ -5,6 +5,7 @@ mod alerts;
 mod flags;
 mod metrics;
 mod receiver;
+mod warnings;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         trial(
             "parity::metrics_under_both_names",
             metrics::both_names_after_known_actions,
+        ),
+        trial(
+            "parity::warnings_for_each_misuse",
+            warnings::each_misuse_is_warned_about,
         ),
     ]
 }

@@ -30,6 +30,51 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Write a local CA and a serving certificate (for running outside a cluster).
     Certs(CertsArgs),
+    /// Which workloads a change of a ConfigMap or Secret reloads, and why; or, for a
+    /// workload, what reloads it and when it was last reloaded.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// `configmap/NAME`, `secret/NAME`, or a workload: `deployment/NAME`, `statefulset/…`,
+    /// `daemonset/…`, `cronjob/…`, `job/…`, `rollout/…`.
+    pub target: String,
+    /// The namespace.
+    #[arg(
+        short = 'n',
+        long,
+        env = "KRELOAD_EXPLAIN_NAMESPACE",
+        default_value = "default"
+    )]
+    pub namespace: String,
+    /// `text` or `json`.
+    #[arg(
+        short = 'o',
+        long,
+        env = "KRELOAD_EXPLAIN_OUTPUT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub output: Output,
+    /// Path to a kubeconfig; $KUBECONFIG or in-cluster when unset.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// As for `serve`: explain with the same rules it runs with.
+    #[arg(long, env = "KRELOAD_COMPAT_RELOADER", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub compat_reloader: bool,
+    /// As for `serve`.
+    #[arg(long, env = "KRELOAD_AUTO_RELOAD_ALL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub auto_reload_all: bool,
+    /// As for `serve`.
+    #[arg(long, env = "KRELOAD_IGNORED_WORKLOAD_TYPES", value_delimiter = ',', value_parser = parse_workload_kind)]
+    pub ignored_workload_types: Vec<WorkloadKind>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -18,6 +18,10 @@ fn main() -> ExitCode {
                 })
             }),
         Command::Certs(args) => kreload::run::certs(&args),
+        Command::Explain(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(kreload::explain::run(&args)))
+            .map(|text| print!("{text}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,6 +46,16 @@ impl Workloads {
         self.api.get_opt(name).await
     }
 
+    /// Every workload of this kind in the namespace (for `kreload explain`); a kind the API
+    /// server does not serve (no Argo Rollouts CRD) has none.
+    pub async fn list(&self) -> Result<Vec<DynamicObject>, kube::Error> {
+        match self.api.list(&kube::api::ListParams::default()).await {
+            Ok(list) => Ok(list.items),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends `ops` as one JSON Patch (they start with their resourceVersion test).
     pub async fn patch(
         &self,

@@ -150,6 +150,16 @@ impl Vocabulary {
             .find_map(|(_, k)| map.get(&k).map(String::as_str))
     }
 
+    /// Like [`Vocabulary::get`], with the full key the value was found under.
+    pub fn find<'a>(
+        &self,
+        map: &'a BTreeMap<String, String>,
+        key: Key,
+    ) -> Option<(String, &'a str)> {
+        self.keys(key)
+            .find_map(|(_, k)| map.get(&k).map(|v| (k, v.as_str())))
+    }
+
     /// Whether `key` is present (with any value, even empty) under any enabled prefix.
     pub fn contains(&self, map: &BTreeMap<String, String>, key: Key) -> bool {
         self.get(map, key).is_some()

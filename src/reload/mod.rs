@@ -5,6 +5,7 @@
 //! Functions of values only: no client, no clock, no I/O.
 
 pub mod duration;
+pub mod explain;
 pub mod hash;
 pub mod keys;
 pub mod model;

@@ -79,43 +79,71 @@ impl fmt::Display for InvalidPattern {
 /// Reloader's precedence: kind ignored, source ignored, excluded, named, search+match,
 /// auto. Auto and search need the object referenced; a named match does not.
 pub fn decide(opts: &RuleOptions, w: &WorkloadView, s: &SourceView) -> Decision {
+    decide_why(opts, w, s).0
+}
+
+/// Which rule of the precedence decided, and through which annotation (for `explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// `--ignored-workload-types`.
+    KindIgnored,
+    /// The source's `ignore` annotation (this key).
+    SourceIgnored(String),
+    /// The workload's exclude annotation (this key) lists the source.
+    Excluded(String),
+    /// A named-reload annotation (this key) has an entry (this one) matching the name.
+    Named { key: String, entry: String },
+    /// `search` on the workload and `match` (this key) on the source.
+    SearchMatch(String),
+    /// `auto` or typed `auto` (this key).
+    Auto(String),
+    /// `--auto-reload-all`.
+    AutoReloadAll,
+    /// Not opted in for this source by any annotation.
+    NotOptedIn,
+}
+
+/// [`decide`], and why. For `NotReferenced`, the `Why` is the opt-in that needed a reference.
+pub fn decide_why(opts: &RuleOptions, w: &WorkloadView, s: &SourceView) -> (Decision, Why) {
     let vocab = &opts.vocabulary;
     let src = s.source;
+    let skip = |reason, why| (Decision::Skip(reason), why);
     if opts.ignored_workload_kinds.contains(&w.kind) {
-        return Decision::Skip(SkipReason::WorkloadKindIgnored);
+        return skip(SkipReason::WorkloadKindIgnored, Why::KindIgnored);
     }
     // Reloader compares with "true" exactly here, not with ParseBool.
-    if vocab.get(s.annotations, Key::Ignore) == Some("true") {
-        return Decision::Skip(SkipReason::SourceIgnored);
+    if let Some((key, "true")) = vocab.find(s.annotations, Key::Ignore) {
+        return skip(SkipReason::SourceIgnored, Why::SourceIgnored(key));
     }
     // Exclusion is read from workload metadata only, even when the rest falls back.
-    if let Some(list) = vocab.get(w.annotations, exclude_key(src.kind))
+    if let Some((key, list)) = vocab.find(w.annotations, exclude_key(src.kind))
         && list.split(',').any(|e| e.trim() == src.name)
     {
-        return Decision::Skip(SkipReason::Excluded);
+        return skip(SkipReason::Excluded, Why::Excluded(key));
     }
     let eff = effective(vocab, src.kind, w.annotations, w.template_annotations);
-    if let Some(list) = vocab.get(eff, named_key(src.kind))
-        && named_matches(list, &src.name)
+    if let Some((key, list)) = vocab.find(eff, named_key(src.kind))
+        && let Some(entry) = named_match(list, &src.name)
     {
-        return Decision::Reload { auto: false };
+        let entry = entry.to_owned();
+        return (Decision::Reload { auto: false }, Why::Named { key, entry });
     }
-    let referenced = || {
+    let referenced = |why| {
         if w.refs.references(src) {
-            Decision::Reload { auto: true }
+            (Decision::Reload { auto: true }, why)
         } else {
-            Decision::Skip(SkipReason::NotReferenced)
+            (Decision::Skip(SkipReason::NotReferenced), why)
         }
     };
     if vocab.get(eff, Key::Search) == Some("true")
-        && vocab.get(s.annotations, Key::Match) == Some("true")
+        && let Some((key, "true")) = vocab.find(s.annotations, Key::Match)
     {
-        return referenced();
+        return referenced(Why::SearchMatch(key));
     }
-    if auto_enabled(opts, src.kind, eff) {
-        return referenced();
+    if let Some(why) = auto_why(opts, src.kind, eff) {
+        return referenced(why);
     }
-    Decision::Skip(SkipReason::NotOptedIn)
+    skip(SkipReason::NotOptedIn, Why::NotOptedIn)
 }
 
 /// The index's cheap filter: could some change of some ConfigMap or Secret reload a workload
@@ -211,14 +239,21 @@ pub(super) fn effective<'a>(
 /// Auto, typed auto, or `--auto-reload-all` when neither auto key has a value (so
 /// `auto: "false"` opts out of reload-all, and so does any unparsable value).
 fn auto_enabled(opts: &RuleOptions, kind: SourceKind, eff: &BTreeMap<String, String>) -> bool {
-    let auto = opts.vocabulary.get(eff, Key::Auto).unwrap_or_default();
-    let typed = opts
-        .vocabulary
-        .get(eff, typed_auto_key(kind))
-        .unwrap_or_default();
-    parse_bool(auto) == Some(true)
-        || parse_bool(typed) == Some(true)
-        || (auto.is_empty() && typed.is_empty() && opts.auto_reload_all)
+    auto_why(opts, kind, eff).is_some()
+}
+
+/// [`auto_enabled`], saying which.
+fn auto_why(opts: &RuleOptions, kind: SourceKind, eff: &BTreeMap<String, String>) -> Option<Why> {
+    let vocab = &opts.vocabulary;
+    let auto = vocab.find(eff, Key::Auto);
+    let typed = vocab.find(eff, typed_auto_key(kind));
+    for (key, value) in auto.iter().chain(typed.iter()) {
+        if parse_bool(value) == Some(true) {
+            return Some(Why::Auto(key.clone()));
+        }
+    }
+    let empty = |v: &Option<(String, &str)>| v.as_ref().is_none_or(|(_, v)| v.is_empty());
+    (empty(&auto) && empty(&typed) && opts.auto_reload_all).then_some(Why::AutoReloadAll)
 }
 
 /// Reloader wraps each entry as `^entry$` textually, so `a|b` means `^a|b$` (Go and Rust
@@ -227,15 +262,16 @@ fn anchored(entry: &str) -> String {
     format!("^{entry}$")
 }
 
-fn named_matches(list: &str, name: &str) -> bool {
-    list.split(',').map(str::trim).any(|entry| {
+/// The first entry of `list` matching `name`.
+fn named_match<'a>(list: &'a str, name: &str) -> Option<&'a str> {
+    list.split(',').map(str::trim).find(|entry| {
         // Most entries are plain names whose regex matches only themselves (`-` and `_` are
         // literal outside a class; `.` is not): compare without compiling.
         if entry
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return entry == name;
+            return *entry == name;
         }
         Regex::new(&anchored(entry)).is_ok_and(|re| re.is_match(name))
     })

@@ -83,7 +83,7 @@ const NAMED: [(Key, SourceKind); 2] = [
 
 /// Named-reload entries that are plain object names (no regex beyond `.`, which matches
 /// itself too), from the annotations that count (metadata, or the pod template).
-fn named(vocab: &Vocabulary, s: &Subject) -> Vec<SourceRef> {
+pub fn named(vocab: &Vocabulary, s: &Subject) -> Vec<SourceRef> {
     let mut out = Vec::new();
     for (key, kind) in NAMED {
         let eff = effective(vocab, kind, s.annotations, s.template_annotations);

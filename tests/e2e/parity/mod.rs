@@ -2,6 +2,7 @@
 //! delete marker), its single-namespace mode, its flags and environment, its metrics.
 
 mod alerts;
+mod explain;
 mod flags;
 mod metrics;
 mod receiver;
@@ -55,6 +56,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         trial(
             "parity::warnings_for_each_misuse",
             warnings::each_misuse_is_warned_about,
+        ),
+        trial(
+            "parity::explain_every_precedence_rule",
+            explain::every_precedence_rule,
         ),
     ]
 }

@@ -190,6 +190,10 @@ pub struct ReloaderArgs {
     /// reloading anything (Reloader's `--webhook-url`).
     #[arg(long, env = "KRELOAD_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
+    /// Also start a Job from a CronJob at once when it is reloaded, as Reloader does (never
+    /// for a suspended CronJob). Off: only the template changes, for the next run.
+    #[arg(long, env = "KRELOAD_CRONJOB_CREATE_JOB", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub cronjob_create_job: bool,
     /// Reloader's `--enable-csi-integration`: accepted; CSI Secrets Store sources are not
     /// supported yet, and kreload says so at start.
     #[arg(long, env = "KRELOAD_ENABLE_CSI_INTEGRATION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]

@@ -75,6 +75,8 @@ pub struct Config {
     pub notify: Settings,
     /// Reloader's `METRICS_COUNT_BY_NAMESPACE=enabled`.
     pub metrics_by_namespace: bool,
+    /// `--cronjob-create-job`.
+    pub cronjob_create_job: bool,
 }
 
 fn selector(values: &[String], flag: &'static str) -> Result<Selector, ConfigError> {
@@ -221,6 +223,7 @@ impl Config {
                 alerts: alerts(&args.reloader.alerts),
                 webhook_url: reloader_notices(args),
             },
+            cronjob_create_job: args.reloader.cronjob_create_job,
             metrics_by_namespace: args.reloader.metrics_count_by_namespace.as_deref()
                 == Some("enabled"),
         })

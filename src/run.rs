@@ -276,6 +276,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         resumer: resumer.clone(),
         confirm_patience: config.tunables.confirm_patience,
         concurrency: config.tunables.worker_concurrency,
+        cronjob_create_job: config.cronjob_create_job,
         notifier: crate::notify::Notifier::start(config.notify.clone())
             .context("starting the alert sinks")?,
     };

@@ -76,17 +76,25 @@ impl Workloads {
 /// Jobs, which are deleted and created rather than patched.
 pub struct Jobs {
     api: Api<Job>,
+    namespace: String,
 }
 
 impl Jobs {
     pub fn new(client: &Client, namespace: &str) -> Self {
         Jobs {
             api: Api::namespaced(client.clone(), namespace),
+            namespace: namespace.to_owned(),
         }
     }
 
     pub async fn get(&self, name: &str) -> Result<Option<Job>, kube::Error> {
         self.api.get_opt(name).await
+    }
+
+    /// The CronJob `name` in the same namespace (to start a Job from it).
+    pub async fn cronjob(&self, name: &str) -> Result<Option<CronJob>, kube::Error> {
+        let api: Api<CronJob> = Api::namespaced(self.api.clone().into_client(), &self.namespace);
+        api.get_opt(name).await
     }
 
     /// Deletes exactly `job` (its uid and resourceVersion): another replica that already

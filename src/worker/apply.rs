@@ -15,6 +15,7 @@ use crate::kube::retry::{self, ATTEMPTS, JOB_CREATE_ATTEMPTS};
 use crate::kube::workloads::{Jobs, Workloads};
 use crate::reload::keys::Vocabulary;
 use crate::reload::model::{Strategy, WorkloadKind};
+use crate::reload::patch;
 use crate::reload::pause::{self, OnReload, PauseView};
 use crate::reload::plan::{self, PlanError, Planned, Reload, Writing};
 
@@ -77,6 +78,13 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("cronjob {namespace}/{name} was reloaded but its job could not be started")]
+    StartJob {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("recreating job {namespace}/{name}")]
     Recreate {
         namespace: String,
@@ -109,6 +117,8 @@ pub struct Applier<'a> {
     pub client: &'a Client,
     pub strategy: Strategy,
     pub vocabulary: &'a Vocabulary,
+    /// Start a Job from a reloaded CronJob at once.
+    pub cronjob_create_job: bool,
 }
 
 impl Applier<'_> {
@@ -163,6 +173,9 @@ impl Applier<'_> {
             // A Deployment's pause-period pauses (or resumes) in the same guarded patch.
             ops.extend(pause_ops(self.vocabulary, t.kind, &obj, now));
             match api.patch(t.name, ops).await {
+                Ok(()) if t.kind == WorkloadKind::CronJob && self.cronjob_create_job => {
+                    return self.start_job(t).await;
+                }
                 Ok(()) => return Ok(Applied::Reloaded),
                 Err(source) if attempt >= ATTEMPTS => {
                     return Err(Error::Patch {
@@ -230,6 +243,39 @@ fn pause_ops(
 }
 
 impl Applier<'_> {
+    /// The CronJob Job mode: after the template patch, a Job from the patched CronJob (as
+    /// Reloader starts one), unless the CronJob is suspended. Only after a patch was
+    /// written, so the same content never starts a second Job.
+    async fn start_job(&self, t: &Target<'_>) -> Result<Applied, Error> {
+        let start_err = |source| Error::StartJob {
+            namespace: t.namespace.to_owned(),
+            name: t.name.to_owned(),
+            source,
+        };
+        let jobs = Jobs::new(self.client, t.namespace);
+        let Some(cronjob) = jobs.cronjob(t.name).await.map_err(start_err)? else {
+            return Ok(Applied::Reloaded);
+        };
+        let Some(job) = patch::job_from_cronjob(&cronjob) else {
+            tracing::info!("cronjob suspended; no job started");
+            return Ok(Applied::Reloaded);
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match jobs.create(&job).await {
+                Ok(()) => {
+                    tracing::info!("started a job from the cronjob");
+                    return Ok(Applied::Reloaded);
+                }
+                Err(error) if attempt < ATTEMPTS && retry::transient(&error) => {
+                    tokio::time::sleep(retry::backoff(attempt)).await;
+                }
+                Err(source) => return Err(start_err(source)),
+            }
+        }
+    }
+
     /// Jobs cannot change their template: as Reloader does, delete the Job and create a
     /// copy.
     async fn recreate_job(&self, t: &Target<'_>, changes: &[Reload]) -> Result<Applied, Error> {

@@ -49,6 +49,8 @@ pub struct Worker {
     pub concurrency: usize,
     /// Alerts, and Reloader's `--webhook-url` (which replaces reloading).
     pub notifier: Notifier,
+    /// Start a Job from a reloaded CronJob at once.
+    pub cronjob_create_job: bool,
 }
 
 impl Worker {
@@ -158,6 +160,7 @@ impl Worker {
             client: &self.client,
             strategy: self.strategy,
             vocabulary: &self.rules.vocabulary,
+            cronjob_create_job: self.cronjob_create_job,
         };
         let result = applier
             .reload(&target, changes)

@@ -1,7 +1,8 @@
 //! Jobs cannot change their pod template, so Reloader deletes and recreates them; this builds
 //! the object to create.
 
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 /// Labels the Job controller adds to the template (old and current spellings). They carry the
 /// deleted Job's uid, which the API server rejects in a new Job's template.
@@ -41,6 +42,45 @@ pub fn recreate_job(job: &Job) -> Job {
         }
     }
     new
+}
+
+/// The Job to start from `cronjob` right after its reload (the opt-in CronJob Job mode), as
+/// Reloader and `kubectl create job --from=cronjob/…` build it: named `<cronjob>-` plus a
+/// suffix the server generates, annotated `cronjob.kubernetes.io/instantiate: manual`, with
+/// the jobTemplate's labels, annotations and spec, owned by the CronJob. `None` for a
+/// suspended CronJob (unlike Reloader, which starts one anyway) or one without a name or uid.
+pub fn job_from_cronjob(cronjob: &CronJob) -> Option<Job> {
+    let spec = cronjob.spec.as_ref()?;
+    if spec.suspend == Some(true) {
+        return None;
+    }
+    let name = cronjob.metadata.name.clone()?;
+    let uid = cronjob.metadata.uid.clone()?;
+    let template_meta = spec.job_template.metadata.clone().unwrap_or_default();
+    let mut annotations = std::collections::BTreeMap::from([(
+        "cronjob.kubernetes.io/instantiate".to_owned(),
+        "manual".to_owned(),
+    )]);
+    annotations.extend(template_meta.annotations.unwrap_or_default());
+    Some(Job {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}-")),
+            namespace: cronjob.metadata.namespace.clone(),
+            annotations: Some(annotations),
+            labels: template_meta.labels,
+            owner_references: Some(vec![OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "CronJob".into(),
+                name,
+                uid,
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]),
+            ..ObjectMeta::default()
+        },
+        spec: spec.job_template.spec.clone(),
+        status: None,
+    })
 }
 
 fn strip(labels: &mut Option<std::collections::BTreeMap<String, String>>) {
@@ -115,6 +155,46 @@ mod tests {
                 }
             })
         );
+    }
+
+    #[test]
+    fn a_job_from_a_cronjob_like_reloaders_and_never_when_suspended() {
+        let mut cronjob: CronJob = serde_json::from_value(json!({
+            "metadata": {"name": "report", "namespace": "prod", "uid": "c1"},
+            "spec": {
+                "schedule": "0 0 * * *",
+                "jobTemplate": {
+                    "metadata": {"labels": {"app": "report"}, "annotations": {"team": "a"}},
+                    "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                        {"name": "r", "image": "r:1", "env": [{"name": "STAKATER_CFG_CONFIGMAP", "value": "h2"}]}
+                    ]}}}
+                }
+            }
+        }))
+        .expect("valid CronJob");
+        let job = serde_json::to_value(job_from_cronjob(&cronjob).expect("a job")).expect("json");
+        assert_eq!(
+            job,
+            json!({
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {
+                    "generateName": "report-",
+                    "namespace": "prod",
+                    "labels": {"app": "report"},
+                    "annotations": {"cronjob.kubernetes.io/instantiate": "manual", "team": "a"},
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "report",
+                        "uid": "c1", "controller": true, "blockOwnerDeletion": true}]
+                },
+                "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                    {"name": "r", "image": "r:1", "env": [{"name": "STAKATER_CFG_CONFIGMAP", "value": "h2"}]}
+                ]}}}
+            })
+        );
+        if let Some(spec) = cronjob.spec.as_mut() {
+            spec.suspend = Some(true);
+        }
+        assert_eq!(job_from_cronjob(&cronjob), None);
     }
 
     #[test]

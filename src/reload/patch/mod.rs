@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use serde_json::{Value, json};
 
 pub use env::{convert_to_env_var_name, env_var_name};
-pub use job::recreate_job;
+pub use job::{job_from_cronjob, recreate_job};
 pub use record::ReloadRecord;
 
 use super::hash::delete_marker_hash;

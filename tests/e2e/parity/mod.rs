@@ -2,6 +2,7 @@
 //! delete marker), its single-namespace mode, its flags and environment, its metrics.
 
 mod alerts;
+mod cronjob;
 mod explain;
 mod flags;
 mod metrics;
@@ -60,6 +61,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         trial(
             "parity::explain_every_precedence_rule",
             explain::every_precedence_rule,
+        ),
+        trial(
+            "parity::cronjob_job_mode",
+            cronjob::starts_a_job_unless_suspended,
         ),
     ]
 }

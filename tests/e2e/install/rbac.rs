@@ -138,10 +138,10 @@ async fn without_patch(env: Arc<Env>) -> Result<()> {
         events
             .items
             .iter()
-            .any(|e| e.reason.as_deref() == Some("ReloadFailed")
+            .any(|e| e.reason.as_deref() == Some("ReloadFail")
                 && e.type_.as_deref() == Some("Warning")
                 && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web")),
-        "no Warning Event ReloadFailed on the Deployment"
+        "no Warning Event ReloadFail on the Deployment"
     );
     ensure!(
         w::template(d, &get(&client, &ns, d, "web").await?) == before,

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::keys::{ENV_PREFIX, Key, OBSERVED};
 use super::model::{ModelError, SourceRef, WorkloadKind};
 use super::patch::{ReloadRecord, template_path};
-use super::rules::{Decision, RuleOptions, SourceView, Why, WorkloadView, decide_why, opted_in};
+use super::rules::{Decision, RuleOptions, SourceView, Why, decide_why, opted_in};
 use super::warnings::Parts;
 use super::workload::WorkloadId;
 
@@ -85,12 +85,7 @@ pub fn verdict(
     source: &SourceRef,
     source_annotations: &BTreeMap<String, String>,
 ) -> Verdict {
-    let view = WorkloadView {
-        kind: id.kind,
-        annotations: &parts.annotations,
-        template_annotations: &parts.template_annotations,
-        refs: &parts.refs,
-    };
+    let view = parts.view(id.kind);
     let s = SourceView {
         source,
         annotations: source_annotations,

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::keys::{Key, Vocabulary};
 use super::model::{RolloutStrategy, SourceRef, Strategy, WorkloadKind};
 use super::patch::{self, Change, Plan, Target};
-use super::rules::{Decision, RuleOptions, SourceView, WorkloadView, decide};
+use super::rules::{Decision, RuleOptions, SourceView, decide};
 use super::workload::{Entry, WorkloadId};
 
 /// A change of a source that the worker confirmed against the live object.
@@ -62,12 +62,7 @@ pub fn batch(
     let mut out = Batch::default();
     for change in confirmed {
         for (id, entry) in candidates(&change.namespace) {
-            let workload = WorkloadView {
-                kind: id.kind,
-                annotations: &entry.annotations,
-                template_annotations: &entry.template_annotations,
-                refs: &entry.refs,
-            };
+            let workload = entry.view(id.kind);
             let source = SourceView {
                 source: &change.source,
                 annotations: &change.annotations,

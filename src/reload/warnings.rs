@@ -7,44 +7,17 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use serde_json::Value;
-
 use super::keys::{Key, Vocabulary, parse_bool};
-use super::model::{SourceKind, SourceRef, WorkloadKind};
-use super::patch::template_path;
-use super::refs::{PodRefs, pod_refs};
+use super::model::{SourceKind, SourceRef};
+use super::refs::PodRefs;
 use super::rules::{effective, invalid_reload_patterns};
+use super::workload::Entry;
 
-/// What the warnings look at in a workload object (as JSON).
-#[derive(Clone, Debug, Default)]
-pub struct Parts {
-    pub annotations: BTreeMap<String, String>,
-    pub template_annotations: BTreeMap<String, String>,
-    pub refs: PodRefs,
-}
+/// What the warnings look at in a workload object: its projection, unfiltered
+/// ([`Entry::of`]).
+pub type Parts = Entry;
 
-impl Parts {
-    /// Reads `obj`, a workload of `kind`; what cannot be read counts as absent.
-    pub fn of(kind: WorkloadKind, obj: &Value) -> Parts {
-        let strings = |v: Option<&Value>| -> BTreeMap<String, String> {
-            v.and_then(|v| serde_json::from_value(v.clone()).ok())
-                .unwrap_or_default()
-        };
-        let template: Option<PodTemplateSpec> = obj
-            .pointer(template_path(kind))
-            .and_then(|t| serde_json::from_value(t.clone()).ok());
-        let template = template.unwrap_or_default();
-        Parts {
-            annotations: strings(obj.pointer("/metadata/annotations")),
-            template_annotations: template
-                .metadata
-                .and_then(|m| m.annotations)
-                .unwrap_or_default(),
-            refs: template.spec.as_ref().map(pod_refs).unwrap_or_default(),
-        }
-    }
-
+impl Entry {
     pub fn subject<'a>(&'a self, kind: &'a str) -> Subject<'a> {
         Subject {
             kind,

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use super::keys::Key;
 use super::model::WorkloadKind;
 use super::refs::{PodRefs, pod_refs};
-use super::rules::{RuleOptions, opted_in};
+use super::rules::{RuleOptions, WorkloadView, opted_in};
 
 /// Identifies a workload within a namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,6 +28,40 @@ pub struct Entry {
 }
 
 /// Builds the entry for a workload, or `None` when it has not opted in.
+impl Entry {
+    /// The projection of `obj`, a workload of `kind` as JSON, keeping every annotation (for
+    /// the warnings and `explain`, which look at keys the index drops); what cannot be read
+    /// counts as absent.
+    pub fn of(kind: WorkloadKind, obj: &serde_json::Value) -> Entry {
+        let strings = |v: Option<&serde_json::Value>| -> BTreeMap<String, String> {
+            v.and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default()
+        };
+        let template: PodTemplateSpec = obj
+            .pointer(super::patch::template_path(kind))
+            .and_then(|t| serde_json::from_value(t.clone()).ok())
+            .unwrap_or_default();
+        Entry {
+            annotations: strings(obj.pointer("/metadata/annotations")),
+            template_annotations: template
+                .metadata
+                .and_then(|m| m.annotations)
+                .unwrap_or_default(),
+            refs: template.spec.as_ref().map(pod_refs).unwrap_or_default(),
+        }
+    }
+
+    /// The entry as the rules see a workload of `kind`.
+    pub fn view(&self, kind: WorkloadKind) -> WorkloadView<'_> {
+        WorkloadView {
+            kind,
+            annotations: &self.annotations,
+            template_annotations: &self.template_annotations,
+            refs: &self.refs,
+        }
+    }
+}
+
 pub fn project(
     opts: &RuleOptions,
     annotations: &BTreeMap<String, String>,

@@ -1,6 +1,7 @@
 //! Command line: `kreload serve` and `kreload certs`. Every flag of `serve`
 //! also reads an environment variable (`KRELOAD_<FLAG>`), so a Helm chart can set either.
 
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -309,6 +310,21 @@ pub struct CertsArgs {
     pub ips: Vec<IpAddr>,
 }
 
+/// Reloader's binary takes its flags without a subcommand, and the `args` Reloader's chart
+/// renders replace the image's `serve`: a command line whose first argument is a flag (other
+/// than help or version) runs `serve`.
+pub fn with_default_command(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let flag_first = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| a.starts_with('-') && !matches!(a, "-h" | "--help" | "-V" | "--version"));
+    if flag_first {
+        args.insert(1, "serve".into());
+    }
+    args
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (expected e.g. 3s, 500ms, 5m)"))
 }
@@ -401,6 +417,24 @@ mod tests {
             s.reloader.annotations.overrides(),
             vec![(Key::ConfigMapReload, "example.com/reload".to_owned())]
         );
+    }
+
+    #[test]
+    fn reloaders_command_line_without_a_subcommand_is_serve() {
+        let argv = |a: &[&str]| -> Vec<OsString> { a.iter().map(OsString::from).collect() };
+        assert_eq!(
+            with_default_command(argv(&["kreload", "--log-level=info"])),
+            argv(&["kreload", "serve", "--log-level=info"])
+        );
+        for kept in [
+            &["kreload", "serve", "--log-level=info"][..],
+            &["kreload", "certs"],
+            &["kreload", "--help"],
+            &["kreload", "-V"],
+            &["kreload"],
+        ] {
+            assert_eq!(with_default_command(argv(kept)), argv(kept));
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use clap::Parser as _;
 use kreload::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(kreload::cli::with_default_command(std::env::args_os()));
     let result = match cli.command {
         Command::Serve(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)

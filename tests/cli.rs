@@ -81,3 +81,22 @@ fn serve_refuses_bad_flag_values_with_the_choices() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--namespace-selector"), "{stderr}");
 }
+
+/// Reloader's chart passes its flags without a subcommand (its `args` replace the image's
+/// `serve`): kreload runs `serve` with them, and here stops at the missing certificate.
+#[test]
+fn flags_without_a_subcommand_run_serve() {
+    let out = kreload(&[
+        "--log-level=info",
+        "--tls-cert-file=/nonexistent/tls.crt",
+        "--tls-key-file=/nonexistent/tls.key",
+        "--listen-address=127.0.0.1:0",
+        "--admin-address=127.0.0.1:0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("serving certificate"),
+        "not serve's error: {stderr}"
+    );
+}

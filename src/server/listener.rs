@@ -9,14 +9,13 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::activity::Activity;
 use super::shutdown::Drain;
 
 /// A client gets this long to finish the TLS handshake.
@@ -36,6 +35,15 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A connection with no request in flight for this long, counted from accept, is closed
+/// (h2 with a GOAWAY), so silent clients cannot fill [`MAX_CONNECTIONS`].
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Streams one h2 connection may have open at once: half the review slots, so one
+/// connection cannot take them all. Go's HTTP/2 client, the API server's, opens another
+/// connection when it needs more.
+pub const MAX_STREAMS: u32 = 16;
+
 /// What one client may hold of the webhook listener.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
@@ -46,6 +54,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub keep_alive_interval: Duration,
     pub keep_alive_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_streams: u32,
 }
 
 impl Default for ConnectionLimits {
@@ -56,6 +66,8 @@ impl Default for ConnectionLimits {
             header_read_timeout: HEADER_READ_TIMEOUT,
             keep_alive_interval: KEEP_ALIVE_INTERVAL,
             keep_alive_timeout: KEEP_ALIVE_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            max_streams: MAX_STREAMS,
         }
     }
 }
@@ -94,8 +106,10 @@ pub async fn serve_tls(
     http.http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.keep_alive_interval)
-        .keep_alive_timeout(limits.keep_alive_timeout);
-    let graceful = GracefulShutdown::new();
+        .keep_alive_timeout(limits.keep_alive_timeout)
+        .max_concurrent_streams(limits.max_streams);
+    // Cancelled when draining begins: every connection then finishes what it serves.
+    let graceful = CancellationToken::new();
     // One task per open connection: its length is the number of connections, so the cap
     // needs no separate counter.
     let mut connections = JoinSet::new();
@@ -115,10 +129,10 @@ pub async fn serve_tls(
                     let conn = serve_connection(
                         stream,
                         acceptor.clone(),
-                        limits.handshake_timeout,
+                        limits,
                         http.clone(),
                         app.clone(),
-                        graceful.watcher(),
+                        graceful.clone(),
                     );
                     connections.spawn(conn.instrument(info_span!("connection", %peer)));
                     if connections.len() == limits.max_connections {
@@ -144,10 +158,8 @@ pub async fn serve_tls(
     // Stop accepting: new connections are refused from here on.
     drop(listener);
     info!(%addr, in_flight = connections.len(), "webhook listener draining");
-    let signal = async {
-        graceful.shutdown().await;
-        while connections.join_next().await.is_some() {}
-    };
+    graceful.cancel();
+    let signal = async { while connections.join_next().await.is_some() {} };
     match tokio::time::timeout_at(deadline, signal).await {
         Ok(()) => info!(%addr, "webhook listener stopped"),
         Err(_) => warn!(%addr, "drain deadline passed, closing remaining connections"),
@@ -159,12 +171,16 @@ pub async fn serve_tls(
 async fn serve_connection(
     stream: TcpStream,
     acceptor: TlsAcceptor,
-    handshake_timeout: Duration,
+    limits: ConnectionLimits,
     http: auto::Builder<TokioExecutor>,
     app: Router,
-    watcher: Watcher,
+    draining: CancellationToken,
 ) {
-    let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+    // The idle deadline starts at accept, so it also bounds a client silent before or
+    // during the handshake.
+    let activity = Activity::new();
+    let handshake = limits.handshake_timeout.min(limits.idle_timeout);
+    let tls = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) => {
             debug!(%error, "tls handshake failed");
@@ -175,9 +191,29 @@ async fn serve_connection(
             return;
         }
     };
-    let service = TowerToHyperService::new(app);
+    let service = activity.track(app);
     let conn = http.serve_connection(TokioIo::new(tls), service);
-    if let Err(error) = watcher.watch(conn).await {
+    tokio::pin!(conn);
+    let closing = tokio::select! {
+        ended = conn.as_mut() => return log_end(ended),
+        () = draining.cancelled() => "draining",
+        () = activity.idle(limits.idle_timeout) => "idle",
+    };
+    debug!(reason = closing, "closing connection");
+    conn.as_mut().graceful_shutdown();
+    // A peer that does not take part in a graceful close (no GOAWAY ack, no read) is
+    // dropped after the keep-alive timeout; a drain is bounded by its own deadline.
+    if closing == "idle" {
+        if let Ok(ended) = tokio::time::timeout(limits.keep_alive_timeout, conn).await {
+            log_end(ended);
+        }
+    } else {
+        log_end(conn.await);
+    }
+}
+
+fn log_end<E: std::fmt::Display>(ended: Result<(), E>) {
+    if let Err(error) = ended {
         debug!(%error, "connection ended with an error");
     }
 }

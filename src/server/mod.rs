@@ -1,11 +1,12 @@
 //! Serving: the TLS listener for admissions (with certificate reload), the plain-HTTP admin
 //! port (`/livez`, `/readyz`, `/metrics`), and shutdown.
 
+mod activity;
 pub mod admin;
 pub mod listener;
 pub mod shutdown;
 pub mod tls;
 
-pub use admin::{Readiness, admin_router};
+pub use admin::{Probe, Readiness, admin_router};
 pub use listener::{ConnectionLimits, ServerError, serve_plain, serve_tls};
 pub use tls::{CertResolver, TlsError, server_config};

@@ -127,3 +127,50 @@ async fn an_h2_peer_that_stops_answering_pings_is_disconnected() {
         .expect("the server closed the connection");
     assert!(frame_types(&frames).contains(&PING), "{frames:?}");
 }
+
+/// Waits until the server closes `stream` (EOF or an error for a close without TLS
+/// close_notify), bounded by SOON.
+async fn closed_by_server<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) {
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(SOON, stream.read_to_end(&mut buf))
+        .await
+        .expect("the server closed the connection");
+}
+
+/// Only the idle deadline can close these connections: every other timeout is long.
+fn only_idle(idle: Duration) -> ConnectionLimits {
+    ConnectionLimits {
+        idle_timeout: idle,
+        handshake_timeout: Duration::from_secs(600),
+        header_read_timeout: Duration::from_secs(600),
+        keep_alive_interval: Duration::from_secs(600),
+        keep_alive_timeout: Duration::from_secs(600),
+        ..ConnectionLimits::default()
+    }
+}
+
+#[tokio::test]
+async fn tls_connections_silent_after_the_handshake_are_closed() {
+    let (ca, server, _files) = server(only_idle(Duration::from_millis(300))).await;
+    for alpn in [&b"http/1.1"[..], b"h2"] {
+        let connector = client(ca.cert_pem(), ALL_VERSIONS, alpn);
+        let mut tls = connect(server.addr, &connector).await.expect("tls");
+        closed_by_server(&mut tls).await;
+    }
+    // And the server still serves.
+    let connector = client(ca.cert_pem(), ALL_VERSIONS, b"http/1.1");
+    let tls = connect(server.addr, &connector).await.expect("tls");
+    let (status, _) = send_h1(tls, get_request(server.addr, "/hello"))
+        .await
+        .expect("h1");
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_connection_silent_before_the_handshake_is_closed_at_the_idle_deadline() {
+    let (_ca, server, _files) = server(only_idle(Duration::from_millis(300))).await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("tcp");
+    closed_by_server(&mut tcp).await;
+}

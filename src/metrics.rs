@@ -66,6 +66,10 @@ pub enum AdmissionOutcome {
     Malformed,
     /// The body was over the size limit (HTTP 413).
     TooLarge,
+    /// The body did not arrive within the body deadline (HTTP 408).
+    TimedOut,
+    /// No room within the admission bounds in time (HTTP 503).
+    Overloaded,
 }
 
 impl AdmissionOutcome {
@@ -77,6 +81,8 @@ impl AdmissionOutcome {
             Self::Invalid => "invalid",
             Self::Malformed => "malformed",
             Self::TooLarge => "too_large",
+            Self::TimedOut => "timed_out",
+            Self::Overloaded => "overloaded",
         }
     }
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::sources::SourcesReviewer;
 use crate::admission::workloads::WorkloadsReviewer;
+use crate::admission::{Limits, Load};
 use crate::cli::{CertsArgs, ServeArgs};
 use crate::config::Config;
 use crate::index::SharedIndex;
@@ -222,6 +223,7 @@ fn admission_app(
     index: &SharedIndex,
     queue: &Arc<Queue>,
     metrics: &Arc<Metrics>,
+    load: &Arc<Load>,
 ) -> axum::Router {
     let sources = Arc::new(SourcesReviewer {
         filter: config.scope.clone(),
@@ -236,12 +238,17 @@ fn admission_app(
         scope: config.scope.clone(),
         read_budget: config.tunables.read_budget,
     });
-    crate::admission::router(
-        sources,
-        workloads,
-        metrics.clone(),
-        config.tunables.body_limit,
-    )
+    crate::admission::router_with_load(sources, workloads, metrics.clone(), load.clone())
+}
+
+/// Not ready while admissions have been stalled (every review slot taken, or requests
+/// waiting for room) for a few seconds: the API server's calls go to another replica.
+fn stall_probe(load: &Arc<Load>) -> crate::server::Probe {
+    let load = load.clone();
+    Arc::new(move || {
+        load.stalled()
+            .map(|held| format!("admissions stalled for {}s", held.as_secs()))
+    })
 }
 
 /// Runs kreload with `config` until `shutdown` is cancelled.
@@ -252,10 +259,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let tls = Arc::new(server::server_config(resolver)?);
     let client = crate::kube::client::connect(config.kubeconfig.as_deref()).await?;
     let rules = Arc::new(config.rules.clone());
-    let metrics = Arc::new(Metrics::with_reloader_by_namespace(
-        config.metrics_by_namespace,
-    ));
+    let load = Load::new(Limits::with_body_limit(config.tunables.body_limit));
+    let mut metrics = Metrics::with_reloader_by_namespace(config.metrics_by_namespace);
+    load.register(&mut metrics.registry);
+    let metrics = Arc::new(metrics);
     let readiness = Readiness::new();
+    readiness.add_probe(stall_probe(&load));
     let drain = Drain::new(shutdown, config.shutdown_grace);
     withdraw_on_shutdown(readiness.clone(), drain.clone());
     let index = SharedIndex::default();
@@ -281,7 +290,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             .context("starting the alert sinks")?,
     };
     let worker = tokio::spawn(worker.run());
-    let app = admission_app(&config, &client, &rules, &index, &queue, &metrics);
+    let app = admission_app(&config, &client, &rules, &index, &queue, &metrics, &load);
 
     let listener = tokio::net::TcpListener::bind(config.listen_address)
         .await

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::future::BoxFuture;
@@ -21,6 +21,7 @@ use kube::core::admission::{
 use serde::Deserialize;
 use tracing::{Instrument, debug, info_span, warn};
 
+use super::load::{BodyError, Limits, Load};
 use crate::metrics::{AdmissionOutcome, Endpoint, Metrics};
 
 /// Largest accepted request body.
@@ -49,89 +50,88 @@ struct Routes {
     sources: Arc<dyn Reviewer>,
     workloads: Arc<dyn Reviewer>,
     metrics: Arc<Metrics>,
+    load: Arc<Load>,
 }
 
 /// `POST /validate/sources` (ConfigMap and Secret writes) and `POST /mutate/workloads`
-/// (workload CREATE and UPDATE), with bodies over `body_limit` answered 413.
+/// (workload CREATE and UPDATE), with bodies over `body_limit` answered 413 and the other
+/// bounds at their defaults ([`Limits`]).
 pub fn router(
     sources: Arc<dyn Reviewer>,
     workloads: Arc<dyn Reviewer>,
     metrics: Arc<Metrics>,
     body_limit: usize,
 ) -> Router {
-    router_with_limit(sources, workloads, metrics, body_limit, MAX_IN_FLIGHT)
+    let load = Load::new(Limits::with_body_limit(body_limit));
+    router_with_load(sources, workloads, metrics, load)
 }
 
-/// Reviews answered at once, across both endpoints. Each may hold a body of up to the body
-/// limit in memory, so this bounds kreload's memory under a flood (32 × 20 MiB at worst);
-/// more requests wait, and an API server that gives up meets `failurePolicy: Ignore`.
-pub const MAX_IN_FLIGHT: usize = 32;
-
-/// [`router`] with an explicit in-flight limit.
-pub fn router_with_limit(
+/// [`router`] within the bounds of `load`, which the caller keeps for readiness and
+/// metrics.
+pub fn router_with_load(
     sources: Arc<dyn Reviewer>,
     workloads: Arc<dyn Reviewer>,
     metrics: Arc<Metrics>,
-    body_limit: usize,
-    in_flight: usize,
+    load: Arc<Load>,
 ) -> Router {
     Router::new()
         .route("/validate/sources", post(validate_sources))
         .route("/mutate/workloads", post(mutate_workloads))
-        .layer(DefaultBodyLimit::max(body_limit))
-        // Outermost: the body is read only once a slot is free.
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            in_flight.max(1),
-        ))
         .with_state(Routes {
             sources,
             workloads,
             metrics,
+            load,
         })
 }
 
-async fn validate_sources(
-    State(routes): State<Routes>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    handle(Endpoint::Sources, &*routes.sources, &routes.metrics, body).await
+async fn validate_sources(State(routes): State<Routes>, request: Request<Body>) -> Response {
+    handle(Endpoint::Sources, &*routes.sources, &routes, request).await
 }
 
-async fn mutate_workloads(
-    State(routes): State<Routes>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    handle(
-        Endpoint::Workloads,
-        &*routes.workloads,
-        &routes.metrics,
-        body,
-    )
-    .await
+async fn mutate_workloads(State(routes): State<Routes>, request: Request<Body>) -> Response {
+    handle(Endpoint::Workloads, &*routes.workloads, &routes, request).await
 }
 
+/// Reads the body within the bounds, then takes a review slot, then answers.
 async fn handle(
     endpoint: Endpoint,
     reviewer: &dyn Reviewer,
-    metrics: &Metrics,
-    body: Result<Bytes, BytesRejection>,
+    routes: &Routes,
+    request: Request<Body>,
 ) -> Response {
     let started = Instant::now();
-    let (operation, outcome, response) = match body {
-        Ok(body) => answer(endpoint, reviewer, &body).await,
-        Err(rejection) => {
-            let status = rejection.status();
-            let outcome = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                AdmissionOutcome::TooLarge
-            } else {
-                AdmissionOutcome::Malformed
-            };
-            warn!(endpoint = endpoint.as_str(), %status, "admission body rejected");
-            (None, outcome, error(status, rejection.body_text()))
-        }
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let (operation, outcome, response) = match routes.load.read(request.into_body(), declared).await
+    {
+        Ok(body) => match routes.load.slot(routes.load.limits().body_timeout).await {
+            Some(_slot) => answer(endpoint, reviewer, &body.bytes).await,
+            None => rejected(endpoint, BodyError::NoRoom),
+        },
+        Err(why) => rejected(endpoint, why),
     };
-    metrics.admission(endpoint, operation.as_ref(), outcome, started.elapsed());
+    routes
+        .metrics
+        .admission(endpoint, operation.as_ref(), outcome, started.elapsed());
     response
+}
+
+/// The answer to a body that was not read.
+fn rejected(endpoint: Endpoint, why: BodyError) -> (Option<Operation>, AdmissionOutcome, Response) {
+    let (status, outcome) = match why {
+        BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, AdmissionOutcome::TooLarge),
+        BodyError::TimedOut(_) => (StatusCode::REQUEST_TIMEOUT, AdmissionOutcome::TimedOut),
+        BodyError::NoRoom => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            AdmissionOutcome::Overloaded,
+        ),
+        BodyError::Read(_) => (StatusCode::BAD_REQUEST, AdmissionOutcome::Malformed),
+    };
+    warn!(endpoint = endpoint.as_str(), %status, error = %why, "admission body rejected");
+    (None, outcome, error(status, why.to_string()))
 }
 
 async fn answer(
@@ -184,7 +184,8 @@ async fn answer(
     (Some(operation), outcome, review_json(response))
 }
 
-enum Parsed {
+/// What [`parse`] made of a body.
+pub enum Parsed {
     Request(Box<AdmissionRequest<DynamicObject>>),
     /// The review names a request we can answer, but its object cannot be read.
     Unreadable {
@@ -209,7 +210,8 @@ struct EnvelopeRequest {
     operation: serde_json::Value,
 }
 
-fn parse(body: &[u8]) -> Parsed {
+/// Reads an AdmissionReview body; never fails on bad input, it says what was wrong.
+pub fn parse(body: &[u8]) -> Parsed {
     // serde's messages can quote values from the body, which may be Secret data, so only
     // the error's category and position are reported.
     let located = |what: &str, e: &serde_json::Error| {

@@ -38,7 +38,7 @@ fn field_manager(req: &AdmissionRequest<DynamicObject>) -> Option<&str> {
 
 /// The request's kind, operation, namespace and objects; `None` for what the mutation
 /// does not look at.
-fn parse(req: &AdmissionRequest<DynamicObject>) -> Option<Parsed> {
+pub(crate) fn parse(req: &AdmissionRequest<DynamicObject>) -> Option<Parsed> {
     let kind = WorkloadKind::from_api_kind(&req.kind.kind)?;
     let operation = match req.operation {
         admission::Operation::Create => Operation::Create,
@@ -66,12 +66,12 @@ impl Reviewer for WorkloadsReviewer {
 }
 
 /// The admitted write, as values.
-struct Parsed {
-    kind: WorkloadKind,
-    operation: Operation,
-    namespace: String,
-    new: serde_json::Value,
-    old: Option<serde_json::Value>,
+pub(crate) struct Parsed {
+    pub(crate) kind: WorkloadKind,
+    pub(crate) operation: Operation,
+    pub(crate) namespace: String,
+    pub(crate) new: serde_json::Value,
+    pub(crate) old: Option<serde_json::Value>,
 }
 
 impl WorkloadsReviewer {

@@ -3,8 +3,9 @@
 //! Readiness has its own port so kubelet can probe it without the webhook certificate,
 //! and so it can say "not ready" before the TLS listener exists.
 
-use std::sync::Arc;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::extract::State;
@@ -21,11 +22,26 @@ pub struct Readiness {
     inner: Arc<Flags>,
 }
 
-#[derive(Debug, Default)]
+/// A condition checked on every readiness probe: `Some(why)` while it keeps the replica
+/// from being ready.
+pub type Probe = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+#[derive(Default)]
 struct Flags {
     tls_bound: AtomicBool,
     index_synced: AtomicBool,
     stopping: AtomicBool,
+    probes: Mutex<Vec<Probe>>,
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flags")
+            .field("tls_bound", &self.tls_bound)
+            .field("index_synced", &self.index_synced)
+            .field("stopping", &self.stopping)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Readiness {
@@ -48,23 +64,34 @@ impl Readiness {
         self.inner.stopping.store(true, Ordering::Release);
     }
 
+    /// Adds a condition to readiness (a stalled admission path, say).
+    pub fn add_probe(&self, probe: Probe) {
+        self.inner
+            .probes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(probe);
+    }
+
     pub fn is_ready(&self) -> bool {
         self.missing().is_empty()
     }
 
     /// The conditions that keep this replica from being ready.
-    fn missing(&self) -> Vec<&'static str> {
+    fn missing(&self) -> Vec<String> {
         let flags = &self.inner;
         if flags.stopping.load(Ordering::Acquire) {
-            return vec!["shutting down"];
+            return vec!["shutting down".to_owned()];
         }
         let mut missing = Vec::new();
         if !flags.tls_bound.load(Ordering::Acquire) {
-            missing.push("webhook listener not bound");
+            missing.push("webhook listener not bound".to_owned());
         }
         if !flags.index_synced.load(Ordering::Acquire) {
-            missing.push("workload index not synced");
+            missing.push("workload index not synced".to_owned());
         }
+        let probes = flags.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        missing.extend(probes.iter().filter_map(|probe| probe()));
         missing
     }
 }
@@ -163,6 +190,25 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("shutting down"), "{body}");
         assert_eq!(get(&router, "/livez").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_reports_a_problem_makes_readyz_503_until_it_clears() {
+        let readiness = Readiness::new();
+        readiness.set_tls_bound();
+        readiness.set_index_synced();
+        let stalled = Arc::new(AtomicBool::new(true));
+        let flag = stalled.clone();
+        readiness.add_probe(Arc::new(move || {
+            flag.load(Ordering::Acquire)
+                .then(|| "admissions stalled for 6s".to_owned())
+        }));
+        let router = admin_router(readiness.clone(), Arc::new(Metrics::new()));
+        let (status, _, body) = get(&router, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("admissions stalled"), "{body}");
+        stalled.store(false, Ordering::Release);
+        assert_eq!(get(&router, "/readyz").await.0, StatusCode::OK);
     }
 
     #[tokio::test]

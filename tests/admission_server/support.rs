@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use http_body_util::BodyExt;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use kreload::admission::{DEFAULT_BODY_LIMIT, Reviewer, router};
+use kreload::admission::{DEFAULT_BODY_LIMIT, Limits, Load, Reviewer, router_with_load};
 use kreload::certs::{Ca, CertPair};
 use kreload::metrics::Metrics;
 use kreload::server::shutdown::Drain;
@@ -61,13 +61,17 @@ pub async fn slow(State(gate): State<Gate>) -> &'static str {
 }
 
 pub fn app(gate: Gate) -> Router {
-    router(
+    app_with(
+        gate,
         Arc::new(Allow),
-        Arc::new(Allow),
-        Arc::new(Metrics::new()),
-        DEFAULT_BODY_LIMIT,
+        Load::new(Limits::with_body_limit(DEFAULT_BODY_LIMIT)),
     )
-    .merge(
+}
+
+/// The admission routes with `reviewer` on both endpoints, within `load`, and the test
+/// routes.
+pub fn app_with(gate: Gate, reviewer: Arc<dyn Reviewer>, load: Arc<Load>) -> Router {
+    router_with_load(reviewer.clone(), reviewer, Arc::new(Metrics::new()), load).merge(
         Router::new()
             .route("/hello", get(|| async { "hello" }))
             .route("/slow", get(slow))
@@ -162,13 +166,19 @@ pub async fn start_with_limits(
     limits: ConnectionLimits,
     grace: Duration,
 ) -> (Server, Projected) {
+    start_app(pair, app(gate), limits, grace).await
+}
+
+pub async fn start_app(
+    pair: &CertPair,
+    app: Router,
+    limits: ConnectionLimits,
+    grace: Duration,
+) -> (Server, Projected) {
     let projected = Projected::new(pair);
     let (cert, key) = projected.paths();
     let resolver = CertResolver::with_check_interval(cert, key, Duration::ZERO).expect("resolver");
-    (
-        start_limited(resolver, app(gate), limits, grace).await,
-        projected,
-    )
+    (start_limited(resolver, app, limits, grace).await, projected)
 }
 
 pub fn client(

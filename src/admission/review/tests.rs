@@ -282,13 +282,11 @@ async fn reviews_beyond_the_in_flight_limit_wait_for_a_slot() {
         inside: Default::default(),
         release: tokio::sync::Semaphore::new(0),
     });
-    let router = router_with_limit(
-        gate.clone(),
-        gate.clone(),
-        Arc::new(Metrics::new()),
-        DEFAULT_BODY_LIMIT,
-        2,
-    );
+    let load = Load::new(Limits {
+        slots: 2,
+        ..Limits::default()
+    });
+    let router = router_with_load(gate.clone(), gate.clone(), Arc::new(Metrics::new()), load);
     let calls: Vec<_> = (0..3)
         .map(|_| {
             let router = router.clone();

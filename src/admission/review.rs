@@ -22,6 +22,7 @@ use serde::Deserialize;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::load::{BodyError, Limits, Load};
+use crate::logging::Escaped;
 use crate::metrics::{AdmissionOutcome, Endpoint, Metrics};
 
 /// Largest accepted request body.
@@ -146,7 +147,7 @@ async fn answer(
             operation,
             why,
         } => {
-            warn!(endpoint = endpoint.as_str(), %uid, why, "admission object unreadable");
+            warn!(endpoint = endpoint.as_str(), uid = %Escaped(&uid), why, "admission object unreadable");
             return (operation, AdmissionOutcome::Invalid, unreadable(uid, &why));
         }
         Parsed::Malformed(why) => {
@@ -164,10 +165,10 @@ async fn answer(
     let span = info_span!(
         "admission",
         endpoint = endpoint.as_str(),
-        uid = %request.uid,
-        kind = %request.kind.kind,
-        namespace = request.namespace.as_deref().unwrap_or(""),
-        name = %request.name,
+        uid = %Escaped(&request.uid),
+        kind = %Escaped(&request.kind.kind),
+        namespace = %Escaped(request.namespace.as_deref().unwrap_or("")),
+        name = %Escaped(&request.name),
         operation = ?request.operation,
         dry_run = request.dry_run,
     );

@@ -14,6 +14,7 @@ use kube::core::admission::{self, AdmissionRequest, AdmissionResponse};
 
 use super::review::Reviewer;
 use crate::kube::sources;
+use crate::logging::Escaped;
 use crate::reload::keys::FIELD_MANAGER;
 use crate::reload::model::{SourceRef, WorkloadKind};
 use crate::reload::mutation::{self, Mutation, Operation, Request};
@@ -106,7 +107,7 @@ impl WorkloadsReviewer {
             Mutation::Patch(ops) => match response.clone().with_patch(json_patch::Patch(ops)) {
                 Ok(r) => r,
                 Err(error) => {
-                    tracing::warn!(uid = %req.uid, %error, "cannot encode the workload patch");
+                    tracing::warn!(uid = %Escaped(&req.uid), %error, "cannot encode the workload patch");
                     response
                 }
             },
@@ -157,7 +158,7 @@ impl WorkloadsReviewer {
                 Ok(Ok(None) | Err(_)) => {}
                 Err(_) => {
                     tracing::warn!(
-                        namespace,
+                        namespace = %Escaped(namespace),
                         "reading referenced objects took too long; recording what was read"
                     );
                     break;

@@ -13,6 +13,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation as Ad
 use futures::future::BoxFuture;
 
 use super::review::Reviewer;
+use crate::logging::Escaped;
 use crate::index::SharedIndex;
 use crate::metrics::{DropReason, Metrics};
 use crate::queue::{Intent, Operation, Push, Queue};
@@ -155,7 +156,7 @@ impl SourcesReviewer {
         match decision {
             Admitted::Skip(reason) => {
                 self.metrics.source_skipped(reason);
-                tracing::debug!(uid = %req.uid, namespace = ?req.namespace, name = %req.name, reason, "write skipped");
+                tracing::debug!(uid = %Escaped(&req.uid), namespace = %Escaped(req.namespace.as_deref().unwrap_or("")), name = %Escaped(&req.name), reason, "write skipped");
             }
             Admitted::Enqueue(intent) => {
                 let kind = intent.source.kind;
@@ -168,7 +169,7 @@ impl SourcesReviewer {
                 }
                 self.metrics.set_queue_depth(self.queue.len());
                 if pushed == Push::Full {
-                    tracing::warn!(uid = %req.uid, namespace = ?req.namespace, name = %req.name, "queue full; change dropped");
+                    tracing::warn!(uid = %Escaped(&req.uid), namespace = %Escaped(req.namespace.as_deref().unwrap_or("")), name = %Escaped(&req.name), "queue full; change dropped");
                 }
             }
         }

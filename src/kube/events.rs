@@ -1,5 +1,11 @@
-//! Kubernetes Events on workloads, through one recorder (repeated Events are patched into a
-//! series by kube's recorder).
+//! Kubernetes Events on workloads. kube's recorder turns a repeat of an Event into a series
+//! on the first one, keyed by type, reason, action and object, but not by note: a reload
+//! from `configmap/b` after one from `secret/a` would only raise the count of "secret/a
+//! changed". So Events go through one recorder per distinct note: a repeat is one with the
+//! same note, and every Event's note names its own cause.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
@@ -12,8 +18,14 @@ use crate::reload::report;
 /// Records Events for kreload's workload actions.
 #[derive(Clone)]
 pub struct Events {
-    recorder: Recorder,
+    client: Client,
+    reporter: Reporter,
+    /// A recorder per note; cleared when full, which costs a new Event instead of a count.
+    recorders: Arc<Mutex<HashMap<String, Recorder>>>,
 }
+
+/// Distinct notes whose series are kept (kube keeps each series for six minutes).
+const RECORDERS: usize = 512;
 
 /// One Event to record.
 pub struct Note<'a> {
@@ -31,8 +43,25 @@ impl Events {
             instance,
         };
         Events {
-            recorder: Recorder::new(client, reporter),
+            client,
+            reporter,
+            recorders: Arc::default(),
         }
+    }
+
+    /// The recorder of Events whose note is `note`.
+    fn recorder(&self, note: &str) -> Recorder {
+        let mut recorders = self
+            .recorders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !recorders.contains_key(note) && recorders.len() >= RECORDERS {
+            recorders.clear();
+        }
+        recorders
+            .entry(note.to_owned())
+            .or_insert_with(|| Recorder::new(self.client.clone(), self.reporter.clone()))
+            .clone()
     }
 
     /// Records `note` on the workload; a failure is logged, never returned (an Event is
@@ -46,14 +75,16 @@ impl Events {
             name: Some(name.to_owned()),
             ..Default::default()
         };
+        let text = report::limit(note.note);
+        let recorder = self.recorder(&text);
         let event = Event {
             type_: note.type_,
             reason: note.reason.into(),
-            note: Some(report::limit(note.note)),
+            note: Some(text),
             action: note.action.into(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &reference).await {
+        if let Err(error) = recorder.publish(&event, &reference).await {
             tracing::warn!(%error, "cannot record the event");
         }
     }

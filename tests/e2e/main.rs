@@ -8,6 +8,7 @@
 
 mod controlplane;
 mod guards;
+mod hardening;
 mod install;
 mod once;
 mod options;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     trials.extend(pause::tests());
     trials.extend(install::tests());
     trials.extend(parity::tests());
+    trials.extend(hardening::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

@@ -106,7 +106,10 @@ impl Instance {
         // Act only where this instance's webhooks are registered, so instances that
         // share the control plane never touch each other's workloads.
         .arg(format!("--namespace-selector={INSTANCE_LABEL}={label}"))
-        .arg("--log-level=kreload=debug,info")
+        .args(
+            (!flags.iter().any(|f| f.starts_with("--log-level")))
+                .then_some("--log-level=kreload=debug,info"),
+        )
         .args(flags)
         .env_remove("KUBEBUILDER_ASSETS")
         .envs(extra.envs.iter().copied())
@@ -170,6 +173,11 @@ impl Instance {
     /// Everything the instance logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Everything the instance wrote to stdout and stderr so far.
+    pub fn log_text(&self) -> Vec<u8> {
+        std::fs::read(&self.log).unwrap_or_default()
     }
 
     pub fn log_tail(&self) -> String {

@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// Serving certificate key (PEM).
     #[arg(long, env = "KRELOAD_TLS_KEY_FILE", default_value = "certs/tls.key")]
     pub tls_key_file: PathBuf,
+    /// Require a client certificate signed by a CA in this PEM file on the webhook port
+    /// (the API server's, from its AdmissionConfiguration); any client when unset.
+    #[arg(long, env = "KRELOAD_CLIENT_CA_FILE")]
+    pub client_ca_file: Option<PathBuf>,
     /// Path to a kubeconfig; in-cluster configuration or $KUBECONFIG when unset.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,

@@ -60,6 +60,8 @@ pub struct Config {
     pub admin_address: SocketAddr,
     pub tls_cert_file: PathBuf,
     pub tls_key_file: PathBuf,
+    /// CA whose client certificates the webhook port requires, when set.
+    pub client_ca_file: Option<PathBuf>,
     pub kubeconfig: Option<PathBuf>,
     pub scope: Scope,
     pub rules: RuleOptions,
@@ -210,6 +212,7 @@ impl Config {
             admin_address: args.admin_address,
             tls_cert_file: args.tls_cert_file.clone(),
             tls_key_file: args.tls_key_file.clone(),
+            client_ca_file: args.client_ca_file.clone(),
             kubeconfig: args.kubeconfig.clone(),
             scope,
             rules,

@@ -256,7 +256,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     // Local inputs first, so a bad file fails before any cluster call.
     let resolver = CertResolver::new(config.tls_cert_file.clone(), config.tls_key_file.clone())
         .context("loading the serving certificate")?;
-    let tls = Arc::new(server::server_config(resolver)?);
+    let tls = Arc::new(server::server_config_with(
+        resolver,
+        config.client_ca_file.as_deref(),
+    )?);
     let client = crate::kube::client::connect(config.kubeconfig.as_deref()).await?;
     let rules = Arc::new(config.rules.clone());
     let load = Load::new(Limits::with_body_limit(config.tunables.body_limit));

@@ -9,4 +9,4 @@ pub mod tls;
 
 pub use admin::{Probe, Readiness, admin_router};
 pub use listener::{ConnectionLimits, ServerError, serve_plain, serve_tls};
-pub use tls::{CertResolver, TlsError, server_config};
+pub use tls::{CertResolver, TlsError, server_config, server_config_with};

@@ -62,18 +62,53 @@ pub enum TlsError {
     },
     #[error("building the TLS server configuration")]
     Config(#[source] rustls::Error),
+    #[error("using the client CA certificates in {path}")]
+    ClientCa {
+        path: PathBuf,
+        #[source]
+        source: rustls::server::VerifierBuilderError,
+    },
 }
 
 /// Builds the webhook port's configuration: ring provider, TLS 1.3 and 1.2, no client
 /// authentication, ALPN `h2` then `http/1.1`.
 pub fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(resolver.provider.clone())
+    server_config_with(resolver, None)
+}
+
+/// [`server_config`], requiring a client certificate signed by a CA in `client_ca` (PEM)
+/// when one is given: only the API server, given that certificate in its
+/// AdmissionConfiguration, can then post reviews. Read once, at start.
+pub fn server_config_with(
+    resolver: Arc<CertResolver>,
+    client_ca: Option<&Path>,
+) -> Result<ServerConfig, TlsError> {
+    let builder = ServerConfig::builder_with_provider(resolver.provider.clone())
         .with_protocol_versions(PROTOCOL_VERSIONS)
-        .map_err(TlsError::Config)?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .map_err(TlsError::Config)?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => builder.with_client_cert_verifier(client_verifier(path, &resolver.provider)?),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+fn client_verifier(
+    path: &Path,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certificates(path)? {
+        roots.add(cert).map_err(TlsError::Config)?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|source| TlsError::ClientCa {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// Serves the certificate and key from two files, re-reading them when they change.
@@ -244,18 +279,24 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
-    let chain = CertificateDer::pem_slice_iter(&read(cert)?)
+/// The certificates in a PEM file, at least one.
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(&read(path)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| TlsError::ParseCertificates {
-            path: cert.to_owned(),
+            path: path.to_owned(),
             source,
         })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate {
-            path: cert.to_owned(),
+            path: path.to_owned(),
         });
     }
+    Ok(chain)
+}
+
+fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+    let chain = certificates(cert)?;
     let private =
         PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|source| TlsError::ParseKey {
             path: key.to_owned(),

@@ -2,6 +2,7 @@
 //! certificate rotation through kubelet's symlink swap, and graceful shutdown.
 
 mod connections;
+mod input;
 mod stalls;
 mod support;
 

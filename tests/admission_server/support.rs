@@ -143,9 +143,19 @@ pub async fn start_limited(
     limits: ConnectionLimits,
     grace: Duration,
 ) -> Server {
+    let tls = Arc::new(server_config(resolver).expect("config"));
+    start_tls(tls, app, limits, grace).await
+}
+
+/// Serves `app` with an explicit TLS configuration.
+pub async fn start_tls(
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    limits: ConnectionLimits,
+    grace: Duration,
+) -> Server {
     let listener = TcpListener::bind((LOCALHOST, 0)).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let tls = Arc::new(server_config(resolver).expect("config"));
     let shutdown = CancellationToken::new();
     let drain = Drain::new(shutdown.clone(), grace);
     let task = tokio::spawn(serve_tls(listener, tls, app, limits, drain));

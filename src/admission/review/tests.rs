@@ -364,3 +364,54 @@ async fn request_fields_with_newlines_and_escapes_cannot_forge_log_lines() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_or_an_allowed_answer_never_a_denial() {
+    let f = fixture(DEFAULT_BODY_LIMIT);
+    let mut wrong_version: Value = serde_json::from_str(CONFIGMAP_UPDATE).expect("fixture");
+    wrong_version["apiVersion"] = "admission.k8s.io/v1beta1".into();
+    wrong_version["kind"] = "Pod".into();
+    let mut no_old: Value = serde_json::from_str(CONFIGMAP_UPDATE).expect("fixture");
+    no_old["request"].as_object_mut().expect("request").remove("oldObject");
+    let mut no_uid: Value = serde_json::from_str(CONFIGMAP_UPDATE).expect("fixture");
+    no_uid["request"].as_object_mut().expect("request").remove("uid");
+    let nested = format!(
+        r#"{{"request":{{"uid":"u","object":{}{}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let invalid_utf8 = CONFIGMAP_UPDATE.replace("app-config", "app-\u{fffd}");
+    let cases: Vec<(&str, String, Option<StatusCode>)> = vec![
+        ("malformed JSON", "{\"request\": {".into(), Some(StatusCode::BAD_REQUEST)),
+        ("wrong apiVersion and kind", wrong_version.to_string(), None),
+        ("UPDATE without oldObject", no_old.to_string(), None),
+        ("no uid", no_uid.to_string(), Some(StatusCode::BAD_REQUEST)),
+        // A uid to answer to: allowed, with a warning that kreload ignored the write.
+        ("deeply nested", nested, None),
+        ("replacement character", invalid_utf8, None),
+        ("empty", String::new(), Some(StatusCode::BAD_REQUEST)),
+    ];
+    for (what, body, want) in cases {
+        let (status, answer) = call(&f.router, "POST", "/validate/sources", &body).await;
+        match want {
+            Some(want) => {
+                assert_eq!(status, want, "{what}: {answer}");
+                assert!(answer["error"].is_string(), "{what}: {answer}");
+            }
+            None => {
+                assert_eq!(status, StatusCode::OK, "{what}: {answer}");
+                assert_eq!(answer["response"]["allowed"], true, "{what}: {answer}");
+            }
+        }
+    }
+    // Bytes that are not UTF-8 at all, inside a string and outside.
+    let mut raw = CONFIGMAP_UPDATE.as_bytes().to_vec();
+    let at = CONFIGMAP_UPDATE.find("app-config").expect("name");
+    raw[at] = 0xff;
+    let request = Request::post("/validate/sources")
+        .header("content-type", "application/json")
+        .body(Body::from(raw))
+        .expect("request");
+    let (status, _, _) = crate::testing::oneshot(&f.router, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use kreload::cli::{Cli, Command};
 
+/// mimalloc gives freed memory back to the system soon after a burst of large reviews;
+/// glibc's per-thread arenas keep much of it (see README, "Admission server limits").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse_from(kreload::cli::with_default_command(std::env::args_os()));
     let result = match cli.command {

@@ -275,7 +275,13 @@ impl Load {
                 Err(too_large)
             }
             Ok(Err(error)) => Err(error),
-            Err(_) if held.starved => Err(BodyError::NoRoom),
+            Err(_) if held.starved => {
+                // Read the rest (thrown away) so the client, still sending, gets the 503.
+                drop(held);
+                let deadline = Instant::now() + limits.body_timeout;
+                drain(&mut body, limits.drain_limit, deadline).await;
+                Err(BodyError::NoRoom)
+            }
             Err(_) => {
                 self.gauges.body_timeouts.inc();
                 Err(BodyError::TimedOut(limits.body_timeout))

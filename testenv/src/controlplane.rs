@@ -182,6 +182,8 @@ impl ControlPlane {
             &[Ipv4Addr::LOCALHOST.into()],
         )?;
         let admin = ca.issue_client("kreload-admin", &["system:masters"])?;
+        let webhook_client = ca.issue_client("kube-apiserver-webhook-client", &[])?;
+        let admission = crate::webhook_client::write(&root, &webhook_client)?;
         let ca_path = write("ca.crt", ca.cert_pem(), false)?;
         let ca_key_path = write("ca.key", &ca.pair().key_pem, true)?;
         let tls_cert = write("apiserver.crt", &serving.cert_pem, false)?;
@@ -235,6 +237,7 @@ impl ControlPlane {
                 // No kubelet runs pods here; the ServiceAccount plugin would only make
                 // ReplicaSets wait for the default ServiceAccount.
                 "--disable-admission-plugins=ServiceAccount".to_owned(),
+                format!("--admission-control-config-file={}", admission.display()),
                 "--enable-priority-and-fairness=false".to_owned(),
                 "--profiling=false".to_owned(),
                 "--v=1".to_owned(),
@@ -277,6 +280,12 @@ impl ControlPlane {
     /// `https://127.0.0.1:<port>`.
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// The CA of the client certificate the API server presents to webhooks (see
+    /// [`crate::webhook_client`]), for kreload's `--client-ca-file`.
+    pub fn webhook_client_ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     /// An admin kubeconfig for this control plane.

@@ -8,3 +8,4 @@ pub mod kubeconfig;
 pub mod netns;
 pub mod registration;
 pub mod tools;
+pub mod webhook_client;

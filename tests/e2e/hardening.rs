@@ -23,6 +23,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
             "hardening::secret_values_never_leave",
             secret_values_never_leave,
         ),
+        trial(
+            "hardening::client_certificates_admit_only_the_api_server",
+            client_certificates_admit_only_the_api_server,
+        ),
     ]
 }
 
@@ -210,4 +214,85 @@ async fn secret_values_never_leave(env: std::sync::Arc<Env>) -> Result<()> {
 fn base64_of(value: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+/// A TLS client that trusts `ca_pem` and presents no certificate.
+async fn anonymous_post(addr: std::net::SocketAddr, ca_pem: &str) -> Result<String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(
+        ca_pem.as_bytes(),
+    )?)?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let mut tls = connector.connect(name, tcp).await?;
+    let body = include_str!("../fixtures/configmap_update.json");
+    let head = format!(
+        "POST /validate/sources HTTP/1.1\r\nHost: kreload\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await?;
+    tls.write_all(body.as_bytes()).await?;
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer).await?;
+    Ok(answer)
+}
+
+async fn client_certificates_admit_only_the_api_server(env: std::sync::Arc<Env>) -> Result<()> {
+    let flag = format!("--client-ca-file={}", env.cp.webhook_client_ca().display());
+    let flags = ["--coalesce-window=1s", flag.as_str()];
+    // Starting waits for a canary write that the API server sends through the webhook.
+    let inst = env.kreload("client-ca", &flags).await?;
+    let client = env.client.clone();
+    let ns = namespace(&client, "client-ca", &inst.labels()).await?;
+    create_source(
+        &client,
+        &ns,
+        SourceKind::Secret,
+        "a",
+        &data(&[("k", "1")]),
+        &[],
+    )
+    .await?;
+    create_source(
+        &client,
+        &ns,
+        SourceKind::ConfigMap,
+        "b",
+        &data(&[("k", "1")]),
+        &[],
+    )
+    .await?;
+    create(&client, &ns, &app("web", "b", "a")).await?;
+    wait_indexed(&inst, 1).await?;
+    let b = SourceRef {
+        kind: SourceKind::ConfigMap,
+        name: "b".into(),
+    };
+    w::update_source(
+        &client,
+        &ns,
+        SourceKind::ConfigMap,
+        "b",
+        &data(&[("k", "2")]),
+    )
+    .await?;
+    wait_reloaded(&client, &ns, "web", &b, &[("k", "2")]).await?;
+    let answered = inst
+        .metric("kreload_admission_requests_total", &["sources"])
+        .await?;
+    ensure!(answered >= 1.0, "no review answered");
+    // Anyone else who reaches the port is refused at the handshake.
+    if let Ok(answer) = anonymous_post(inst.webhook, &inst.ca_pem).await {
+        ensure!(!answer.starts_with("HTTP/1.1 200"), "served: {answer}");
+    }
+    Ok(())
 }

@@ -372,9 +372,15 @@ async fn bad_input_gets_a_clear_4xx_or_an_allowed_answer_never_a_denial() {
     wrong_version["apiVersion"] = "admission.k8s.io/v1beta1".into();
     wrong_version["kind"] = "Pod".into();
     let mut no_old: Value = serde_json::from_str(CONFIGMAP_UPDATE).expect("fixture");
-    no_old["request"].as_object_mut().expect("request").remove("oldObject");
+    no_old["request"]
+        .as_object_mut()
+        .expect("request")
+        .remove("oldObject");
     let mut no_uid: Value = serde_json::from_str(CONFIGMAP_UPDATE).expect("fixture");
-    no_uid["request"].as_object_mut().expect("request").remove("uid");
+    no_uid["request"]
+        .as_object_mut()
+        .expect("request")
+        .remove("uid");
     let nested = format!(
         r#"{{"request":{{"uid":"u","object":{}{}}}}}"#,
         "[".repeat(10_000),
@@ -382,7 +388,11 @@ async fn bad_input_gets_a_clear_4xx_or_an_allowed_answer_never_a_denial() {
     );
     let invalid_utf8 = CONFIGMAP_UPDATE.replace("app-config", "app-\u{fffd}");
     let cases: Vec<(&str, String, Option<StatusCode>)> = vec![
-        ("malformed JSON", "{\"request\": {".into(), Some(StatusCode::BAD_REQUEST)),
+        (
+            "malformed JSON",
+            "{\"request\": {".into(),
+            Some(StatusCode::BAD_REQUEST),
+        ),
         ("wrong apiVersion and kind", wrong_version.to_string(), None),
         ("UPDATE without oldObject", no_old.to_string(), None),
         ("no uid", no_uid.to_string(), Some(StatusCode::BAD_REQUEST)),

@@ -22,6 +22,9 @@ pub struct Instance {
     /// The value of INSTANCE_LABEL this instance serves (replicas share one).
     pub label: String,
     pub admin: SocketAddr,
+    /// The webhook port, and the CA of its serving certificate.
+    pub webhook: SocketAddr,
+    pub ca_pem: String,
     child: Option<Child>,
     _dir: tempfile::TempDir,
     log: PathBuf,
@@ -121,6 +124,8 @@ impl Instance {
             name: name.to_owned(),
             label: label.to_owned(),
             admin,
+            webhook: ([127, 0, 0, 1], port).into(),
+            ca_pem: std::fs::read_to_string(&bundle.ca_cert)?,
             child: Some(child),
             _dir: dir,
             log,

@@ -102,6 +102,8 @@ pub struct HeldBody {
     pub bytes: Vec<u8>,
     /// Waiting for room in the byte bound (so a deadline passed then is not the client's).
     starved: bool,
+    /// Bytes of the bound `_permit` holds.
+    reserved: usize,
     _permit: Option<OwnedSemaphorePermit>,
     load: Arc<Load>,
 }
@@ -243,8 +245,11 @@ impl Load {
         slot
     }
 
-    /// Reads `body` in full within the body deadline, reserving its bytes as they arrive.
-    /// `declared` is the Content-Length, when the client sent one.
+    /// Reads `body` in full within the body deadline. With a Content-Length (`declared`;
+    /// the API server always sends one) its room is reserved whole before anything is read,
+    /// so bodies never each hold part of the bound while waiting for the rest (which would
+    /// leave none able to finish); memory still grows only with the bytes received. A body
+    /// of unknown length reserves as it arrives.
     pub async fn read(
         self: &Arc<Self>,
         body: Body,
@@ -263,10 +268,17 @@ impl Load {
         let mut held = HeldBody {
             bytes: Vec::new(),
             starved: false,
+            reserved: 0,
             _permit: None,
             load: self.clone(),
         };
-        let read = tokio::time::timeout_at(deadline, self.fill(&mut held, &mut body));
+        let ceiling = declared.map_or(limits.body_limit, |len| len as usize);
+        let read = tokio::time::timeout_at(deadline, async {
+            if declared.is_some() {
+                self.reserve(&mut held, ceiling).await?;
+            }
+            self.fill(&mut held, &mut body, ceiling).await
+        });
         match read.await {
             Ok(Ok(())) => Ok(held),
             Ok(Err(BodyError::TooLarge { .. })) => {
@@ -293,6 +305,7 @@ impl Load {
         self: &Arc<Self>,
         held: &mut HeldBody,
         body: &mut axum::body::BodyDataStream,
+        ceiling: usize,
     ) -> Result<(), BodyError> {
         use futures::StreamExt as _;
         let limit = self.limits.body_limit;
@@ -305,8 +318,8 @@ impl Load {
             let capacity = held.bytes.capacity();
             if needed > capacity {
                 // Grow by doubling, as Vec would, but count every byte of capacity.
-                let grown = needed.max(capacity.saturating_mul(2)).min(limit);
-                self.reserve(held, grown - capacity).await?;
+                let grown = needed.max(capacity.saturating_mul(2).min(ceiling));
+                self.reserve(held, grown).await?;
                 held.bytes.reserve_exact(grown - held.bytes.len());
             }
             held.bytes.extend_from_slice(&chunk);
@@ -314,8 +327,12 @@ impl Load {
         Ok(())
     }
 
-    async fn reserve(self: &Arc<Self>, held: &mut HeldBody, bytes: usize) -> Result<(), BodyError> {
-        let permits = u32::try_from(bytes).map_err(|_| BodyError::NoRoom)?;
+    /// Makes `held`'s share of the byte bound at least `total` bytes.
+    async fn reserve(self: &Arc<Self>, held: &mut HeldBody, total: usize) -> Result<(), BodyError> {
+        let Some(more) = total.checked_sub(held.reserved).filter(|more| *more > 0) else {
+            return Ok(());
+        };
+        let permits = u32::try_from(more).map_err(|_| BodyError::NoRoom)?;
         let permit = match self.bytes.clone().try_acquire_many_owned(permits) {
             Ok(permit) => permit,
             Err(_) => {
@@ -330,6 +347,7 @@ impl Load {
             Some(all) => all.merge(permit),
             None => held._permit = Some(permit),
         }
+        held.reserved = total;
         self.changed();
         Ok(())
     }

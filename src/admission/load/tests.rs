@@ -117,3 +117,36 @@ async fn taken_slots_are_a_stall_only_after_stall_after() {
     drop(b);
     assert_eq!(load.gauges.in_flight.get(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn bodies_arriving_together_do_not_each_hold_part_of_the_bound() {
+    // Three 500-byte bodies in 100-byte pieces, room for two. Reserving as bytes arrive,
+    // each would hold part of the bound and wait for the rest, and none would finish.
+    let load = Load::new(limits(500, 1000));
+    let mut senders = Vec::new();
+    let mut reads = Vec::new();
+    for _ in 0..3 {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+        let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let load = load.clone();
+        reads.push(tokio::spawn(async move {
+            load.read(body, Some(500)).await.map(|b| b.bytes.len())
+        }));
+        senders.push(tx);
+    }
+    for _ in 0..5 {
+        for tx in &senders {
+            tx.send(Ok(Bytes::from(vec![b'x'; 100])))
+                .await
+                .expect("send");
+        }
+    }
+    drop(senders);
+    let mut read = 0;
+    for handle in reads {
+        if handle.await.expect("join").is_ok() {
+            read += 1;
+        }
+    }
+    assert!(read >= 2, "only {read} of 3 bodies were read");
+}

@@ -152,21 +152,26 @@ impl Load {
     /// Adds the admission bounds' metrics to `registry` (prefix `kreload`).
     pub fn register(&self, registry: &mut Registry) {
         let g = &self.gauges;
-        registry.register(
-            "admission_in_flight",
-            "Admission reviews being decided",
-            g.in_flight.clone(),
-        );
-        registry.register(
-            "admission_body_bytes",
-            "Bytes of admission request bodies held in memory",
-            g.body_bytes.clone(),
-        );
-        registry.register(
-            "admission_saturated",
-            "1 while every review slot is taken or a request waits for room",
-            g.saturated.clone(),
-        );
+        let gauges = [
+            (
+                "admission_in_flight",
+                "Admission reviews being decided",
+                &g.in_flight,
+            ),
+            (
+                "admission_body_bytes",
+                "Bytes of admission request bodies held in memory",
+                &g.body_bytes,
+            ),
+            (
+                "admission_saturated",
+                "1 while every review slot is taken or a request waits for room",
+                &g.saturated,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
         registry.register(
             "admission_body_timeouts",
             "Admission requests whose body did not arrive in time",

@@ -79,30 +79,24 @@ async fn reloaded_notes(client: &kube::Client, ns: &str, name: &str) -> Result<V
         .collect())
 }
 
+/// Secret `a`, ConfigMap `b` and Deployment `web` using both, indexed by `inst`.
+async fn web_with_a_and_b(
+    client: &kube::Client,
+    ns: &str,
+    inst: &crate::support::instance::Instance,
+) -> Result<()> {
+    let one = data(&[("k", "1")]);
+    create_source(client, ns, SourceKind::Secret, "a", &one, &[]).await?;
+    create_source(client, ns, SourceKind::ConfigMap, "b", &one, &[]).await?;
+    create(client, ns, &app("web", "b", "a")).await?;
+    wait_indexed(inst, 1).await
+}
+
 async fn events_name_each_reload_source(env: std::sync::Arc<Env>) -> Result<()> {
     let inst = env_instance(&env).await?;
     let client = env.client.clone();
     let ns = namespace(&client, "event-notes", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "a",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "b",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
-    create(&client, &ns, &app("web", "b", "a")).await?;
-    wait_indexed(&inst, 1).await?;
+    web_with_a_and_b(&client, &ns, &inst).await?;
     let (a, b) = (
         SourceRef {
             kind: SourceKind::Secret,
@@ -253,26 +247,7 @@ async fn client_certificates_admit_only_the_api_server(env: std::sync::Arc<Env>)
     let inst = env.kreload("client-ca", &flags).await?;
     let client = env.client.clone();
     let ns = namespace(&client, "client-ca", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "a",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "b",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
-    create(&client, &ns, &app("web", "b", "a")).await?;
-    wait_indexed(&inst, 1).await?;
+    web_with_a_and_b(&client, &ns, &inst).await?;
     let b = SourceRef {
         kind: SourceKind::ConfigMap,
         name: "b".into(),

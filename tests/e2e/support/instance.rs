@@ -180,11 +180,6 @@ impl Instance {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Everything the instance wrote to stdout and stderr so far.
-    pub fn log_text(&self) -> Vec<u8> {
-        std::fs::read(&self.log).unwrap_or_default()
-    }
-
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

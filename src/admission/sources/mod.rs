@@ -13,8 +13,8 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation as Ad
 use futures::future::BoxFuture;
 
 use super::review::Reviewer;
-use crate::logging::Escaped;
 use crate::index::SharedIndex;
+use crate::logging::Escaped;
 use crate::metrics::{DropReason, Metrics};
 use crate::queue::{Intent, Operation, Push, Queue};
 use crate::reload::hash::{configmap_hash, secret_hash};

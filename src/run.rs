@@ -251,15 +251,18 @@ fn stall_probe(load: &Arc<Load>) -> crate::server::Probe {
     })
 }
 
+/// The webhook port's TLS configuration, from local files only.
+fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>> {
+    let resolver = CertResolver::new(config.tls_cert_file.clone(), config.tls_key_file.clone())
+        .context("loading the serving certificate")?;
+    let tls = server::server_config_with(resolver, config.client_ca_file.as_deref())?;
+    Ok(Arc::new(tls))
+}
+
 /// Runs kreload with `config` until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     // Local inputs first, so a bad file fails before any cluster call.
-    let resolver = CertResolver::new(config.tls_cert_file.clone(), config.tls_key_file.clone())
-        .context("loading the serving certificate")?;
-    let tls = Arc::new(server::server_config_with(
-        resolver,
-        config.client_ca_file.as_deref(),
-    )?);
+    let tls = tls_config(&config)?;
     let client = crate::kube::client::connect(config.kubeconfig.as_deref()).await?;
     let rules = Arc::new(config.rules.clone());
     let load = Load::new(Limits::with_body_limit(config.tunables.body_limit));

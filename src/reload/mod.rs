@@ -17,7 +17,9 @@ pub mod pause;
 pub mod plan;
 pub mod refs;
 pub mod report;
+pub mod resync;
 pub mod rules;
+pub mod storm;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod warnings;

@@ -168,6 +168,34 @@ pub fn opted_in(
         })
 }
 
+/// The named-reload entries of a workload that are plain names (a regex that matches only
+/// itself), as sources: what the resync can read without listing a namespace.
+pub fn named_literals(
+    opts: &RuleOptions,
+    annotations: &BTreeMap<String, String>,
+    template_annotations: &BTreeMap<String, String>,
+) -> Vec<SourceRef> {
+    let mut out = Vec::new();
+    for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
+        let eff = effective(&opts.vocabulary, kind, annotations, template_annotations);
+        let Some(list) = opts.vocabulary.get(eff, named_key(kind)) else {
+            continue;
+        };
+        for entry in list.split(',').map(str::trim) {
+            if !entry.is_empty() && is_literal(entry) {
+                out.push(SourceRef::new(kind, entry));
+            }
+        }
+    }
+    out
+}
+
+fn is_literal(entry: &str) -> bool {
+    entry
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Named-reload entries, under any enabled prefix, in metadata or template annotations, that
 /// do not compile (for admission warnings and logs).
 pub fn invalid_reload_patterns(
@@ -267,10 +295,7 @@ fn named_match<'a>(list: &'a str, name: &str) -> Option<&'a str> {
     list.split(',').map(str::trim).find(|entry| {
         // Most entries are plain names whose regex matches only themselves (`-` and `_` are
         // literal outside a class; `.` is not): compare without compiling.
-        if entry
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if is_literal(entry) {
             return *entry == name;
         }
         Regex::new(&anchored(entry)).is_ok_and(|re| re.is_match(name))

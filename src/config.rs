@@ -6,15 +6,20 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cli::ReliabilityArgs;
 use crate::cli::{AlertArgs, ServeArgs};
+use crate::loops::lease::LeaseConfig;
+use crate::loops::resync::ResyncConfig;
 use crate::notify::sinks::Sink;
 use crate::notify::{Alerts, Settings};
 use crate::reload::keys::Vocabulary;
 use crate::reload::model::{Strategy, WorkloadKind};
 use crate::reload::rules::RuleOptions;
+use crate::reload::storm::Limits;
 use crate::scope::selector::{Selector, SelectorError};
 use crate::scope::{NamespaceGate, Scope};
 use crate::server::ConnectionLimits;
+use crate::worker::limits::StormConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -79,6 +84,58 @@ pub struct Config {
     pub metrics_by_namespace: bool,
     /// `--cronjob-create-job`.
     pub cronjob_create_job: bool,
+    pub reliability: Reliability,
+}
+
+/// The resync, the lease (`None` without `--enable-ha`) and storm control.
+#[derive(Debug, Clone)]
+pub struct Reliability {
+    pub resync: ResyncConfig,
+    pub lease: Option<LeaseConfig>,
+    pub storm: StormConfig,
+}
+
+impl Reliability {
+    /// `own_namespace` holds the Lease by default; `identity` names this replica in it.
+    fn from_args(args: &ReliabilityArgs, own_namespace: Option<&str>, identity: String) -> Self {
+        let lease = args.enable_ha.then(|| LeaseConfig {
+            name: args.lease_name.clone(),
+            namespace: args
+                .lease_namespace
+                .clone()
+                .or_else(|| own_namespace.map(str::to_owned))
+                .unwrap_or_else(|| "default".to_owned()),
+            duration: args.lease_duration,
+            grace: args.lease_grace,
+            identity,
+        });
+        Reliability {
+            resync: ResyncConfig {
+                period: args.resync_period,
+                on_start: args.resync_on_start,
+            },
+            lease,
+            storm: StormConfig {
+                limits: Limits {
+                    max: args.storm_max_reloads,
+                    period: args.storm_period,
+                    quiet: args.storm_quiet,
+                },
+                patches_per_second: args.max_patches_per_second,
+            },
+        }
+    }
+}
+
+/// This replica's name in the Lease: the pod's name, else the host's and the process id.
+fn identity(instance: Option<&str>) -> String {
+    match instance {
+        Some(name) => name.to_owned(),
+        None => {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "kreload".to_owned());
+            format!("{host}-{}", std::process::id())
+        }
+    }
 }
 
 fn selector(values: &[String], flag: &'static str) -> Result<Selector, ConfigError> {
@@ -207,6 +264,12 @@ impl Config {
             auto_reload_all: args.auto_reload_all,
             ignored_workload_kinds: ignored_workload_kinds(args),
         };
+        let instance = instance.filter(|s| !s.is_empty());
+        let reliability = Reliability::from_args(
+            &args.reliability,
+            scope.own_namespace.as_deref(),
+            identity(instance.as_deref()),
+        );
         Ok(Config {
             listen_address: args.listen_address,
             admin_address: args.admin_address,
@@ -220,7 +283,7 @@ impl Config {
             coalesce_window: args.coalesce_window,
             queue_capacity: args.queue_capacity,
             shutdown_grace: args.shutdown_grace,
-            instance: instance.filter(|s| !s.is_empty()),
+            instance,
             tunables: Tunables::default(),
             notify: Settings {
                 alerts: alerts(&args.reloader.alerts),
@@ -229,6 +292,7 @@ impl Config {
             cronjob_create_job: args.reloader.cronjob_create_job,
             metrics_by_namespace: args.reloader.metrics_count_by_namespace.as_deref()
                 == Some("enabled"),
+            reliability,
         })
     }
 }

@@ -18,6 +18,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry, Unit};
 
+mod reliability;
+pub use reliability::Reliability;
+
 /// Content type of [`Metrics::encode`]'s output.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -195,6 +198,8 @@ pub struct Metrics {
     reload_patch_duration: Histogram,
     /// Reloader's series (`reloader_…`).
     pub reloader: reloader::ReloaderMetrics,
+    /// The resync, the lease and storm control.
+    pub reliability: Reliability,
 }
 
 impl Default for Metrics {
@@ -292,6 +297,7 @@ impl Metrics {
             Histogram::new(PATCH_BUCKETS),
         );
         Self {
+            reliability: Reliability::register(r),
             registry: root,
             reloader,
             admission_requests,

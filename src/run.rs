@@ -20,7 +20,9 @@ use crate::index::SharedIndex;
 use crate::kube::events::Events;
 use crate::kube::index::{Templated, Workload, watch_kind};
 use crate::kube::workloads::api_resource;
+use crate::loops::lease::{self, Leadership};
 use crate::loops::resumer::Resumer;
+use crate::loops::resync::Resync;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::reload::model::WorkloadKind;
@@ -28,6 +30,7 @@ use crate::reload::rules::RuleOptions;
 use crate::server::shutdown::Drain;
 use crate::server::{self, CertResolver, Readiness};
 use crate::worker::Worker;
+use crate::worker::limits::Limiter;
 
 /// `kreload certs`: a CA and a serving certificate for local use.
 pub fn certs(args: &CertsArgs) -> Result<()> {
@@ -130,7 +133,7 @@ async fn start_watches(
     index: &SharedIndex,
     metrics: &Arc<Metrics>,
     readiness: &Readiness,
-) -> tokio::task::JoinSet<()> {
+) -> (tokio::task::JoinSet<()>, watch::Receiver<bool>) {
     let mut watches = Watches {
         client: client.clone(),
         namespaces: config.scope.namespaces.iter().cloned().collect(),
@@ -164,6 +167,7 @@ async fn start_watches(
     synced.push(rx);
     let readiness = readiness.clone();
     let index = index.clone();
+    let (all_synced, all_synced_rx) = watch::channel(false);
     tokio::spawn(async move {
         for mut rx in synced {
             if rx.wait_for(|done| *done).await.is_err() {
@@ -172,8 +176,82 @@ async fn start_watches(
         }
         tracing::info!(workloads = index.read(|i| i.len()), "workload index synced");
         readiness.set_index_synced();
+        let _ = all_synced.send(true);
+        // Keep the flag readable for a resync that starts later (a new leader).
+        all_synced.closed().await;
     });
-    tasks
+    (tasks, all_synced_rx)
+}
+
+/// Joins the election (with `--enable-ha`), or leads alone; the `leader` gauge follows.
+async fn leadership(
+    config: &Config,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+) -> Result<Leadership> {
+    let leadership = match &config.reliability.lease {
+        Some(lease) => lease::elect(client.clone(), lease)
+            .await
+            .context("joining the leader election")?,
+        None => Leadership::always(),
+    };
+    let (mut watch, metrics) = (leadership.clone(), metrics.clone());
+    tokio::spawn(async move {
+        loop {
+            watch.until(true).await;
+            metrics.reliability.set_leader(true);
+            watch.until(false).await;
+            metrics.reliability.set_leader(false);
+        }
+    });
+    Ok(leadership)
+}
+
+/// The resync, reloading through `worker`.
+fn resync(
+    config: &Config,
+    client: &Client,
+    index: &SharedIndex,
+    synced: watch::Receiver<bool>,
+    rules: &Arc<RuleOptions>,
+    worker: &Arc<Worker>,
+    metrics: &Arc<Metrics>,
+) -> Resync {
+    Resync {
+        client: client.clone(),
+        index: index.clone(),
+        synced,
+        rules: rules.clone(),
+        scope: config.scope.clone(),
+        reloads: worker.clone(),
+        metrics: metrics.clone(),
+        config: config.reliability.resync,
+        led_before: Default::default(),
+    }
+}
+
+/// The leader's loops: the pause resumer's scan and the resync, each stopped when the lease
+/// is lost and started again when it is won.
+fn leader_loops(
+    leadership: &Leadership,
+    resumer: &Arc<Resumer>,
+    resync: Resync,
+    index: &SharedIndex,
+    scope: &crate::scope::Scope,
+) -> [tokio::task::JoinHandle<()>; 2] {
+    let (resumer, index, scope) = (resumer.clone(), index.clone(), scope.clone());
+    let scan = tokio::spawn(
+        leadership
+            .clone()
+            .while_leading(move || resumer.clone().scan(index.clone(), scope.clone())),
+    );
+    let resync = Arc::new(resync);
+    let resync = tokio::spawn(
+        leadership
+            .clone()
+            .while_leading(move || resync.clone().lead()),
+    );
+    [scan, resync]
 }
 
 /// Not ready from the moment shutdown begins, so endpoints stop sending admissions to this
@@ -275,12 +353,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     withdraw_on_shutdown(readiness.clone(), drain.clone());
     let index = SharedIndex::default();
     let queue = Arc::new(Queue::new(config.queue_capacity, config.coalesce_window));
-    let mut watches = start_watches(&client, &config, &rules, &index, &metrics, &readiness).await;
+    let (mut watches, synced) =
+        start_watches(&client, &config, &rules, &index, &metrics, &readiness).await;
+    let leadership = leadership(&config, &client, &metrics).await?;
 
     let events = Events::new(client.clone(), config.instance.clone());
     let resumer = Resumer::new(client.clone(), rules.vocabulary.clone(), events.clone());
-    let scan = tokio::spawn(resumer.clone().scan(index.clone(), config.scope.clone()));
-    let worker = Worker {
+    let worker = Arc::new(Worker {
         client: client.clone(),
         queue: queue.clone(),
         index: index.clone(),
@@ -294,7 +373,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         cronjob_create_job: config.cronjob_create_job,
         notifier: crate::notify::Notifier::start(config.notify.clone())
             .context("starting the alert sinks")?,
-    };
+        limiter: Arc::new(Limiter::new(config.reliability.storm)),
+        leadership: leadership.clone(),
+    });
+    let resync = resync(&config, &client, &index, synced, &rules, &worker, &metrics);
+    let loops = leader_loops(&leadership, &resumer, resync, &index, &config.scope);
     let worker = tokio::spawn(worker.run());
     let app = admission_app(&config, &client, &rules, &index, &queue, &metrics, &load);
 
@@ -328,7 +411,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         drain.clone(),
     );
     let served = drain_in_order(served, worker, &queue, &drain).await;
-    scan.abort();
+    loops.iter().for_each(tokio::task::JoinHandle::abort);
     resumer.stop();
     watches.abort_all();
     admin_token.cancel();

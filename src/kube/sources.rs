@@ -15,6 +15,8 @@ use crate::reload::model::{SourceKind, SourceRef};
 pub struct Live {
     pub hash: String,
     pub annotations: BTreeMap<String, String>,
+    /// For `--resource-label-selector` (the resync checks it; admission has the object).
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,7 @@ where
     Ok(api.get_opt(name).await?.map(|obj| Live {
         hash: hash(&obj),
         annotations: obj.annotations().clone(),
+        labels: obj.labels().clone(),
     }))
 }
 

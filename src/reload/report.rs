@@ -9,6 +9,7 @@ pub const RELOADED: &str = "Reloaded";
 /// Reloader's reason for a failed reload.
 pub const RELOAD_FAILED: &str = "ReloadFail";
 pub const RESUMED: &str = "Resumed";
+pub const RELOADS_HELD: &str = "ReloadsHeld";
 
 /// The note of a `Reloaded` Event: `sources` (`configmap/app`) caused it.
 pub fn reloaded(kind: WorkloadKind, sources: &[String]) -> String {
@@ -39,6 +40,15 @@ pub fn failed(sources: &[String], error: &str) -> String {
 pub fn resumed(reason: &str) -> String {
     limit(format!(
         "{reason}: resumed the rollout kreload paused after a reload"
+    ))
+}
+
+/// The note of a `ReloadsHeld` Warning: the per-workload limit tripped.
+pub fn held(sources: &[String], max: usize, period: std::time::Duration) -> String {
+    limit(format!(
+        "more than {max} rollouts in {}s: holding the reload for {}; the latest content is applied once the sources are quiet",
+        period.as_secs(),
+        sources.join(", ")
     ))
 }
 

@@ -110,20 +110,19 @@ pub fn compare(recorded: &Recorded, live: &BTreeMap<SourceRef, String>) -> Verdi
     let mut observed = recorded.observed.clone();
     let mut baseline = false;
     for (src, hash) in live {
-        match recorded.get(src) {
-            None => {
-                observed.set(src.clone(), hash.clone());
-                baseline = true;
-            }
-            Some(r) if r == hash => {
-                if recorded.observed.get(src).is_none() {
-                    // A mark from before kreload: record it so later passes read metadata.
-                    observed.set(src.clone(), hash.clone());
-                    baseline = true;
-                }
-            }
-            Some(_) => verdict.stale.push((src.clone(), hash.clone())),
+        let in_observed = recorded.observed.get(src);
+        let in_mark = recorded.marks.get(src).map(String::as_str);
+        if in_observed == Some(hash.as_str()) {
+            continue;
         }
+        if in_mark == Some(hash.as_str()) || (in_observed.is_none() && in_mark.is_none()) {
+            // Nothing recorded yet, or the template already carries this content (a mark
+            // from before kreload): record it, roll nothing.
+            observed.set(src.clone(), hash.clone());
+            baseline = true;
+            continue;
+        }
+        verdict.stale.push((src.clone(), hash.clone()));
     }
     verdict.baseline = baseline.then_some(observed);
     verdict

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod confirm;
+pub mod limits;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +21,9 @@ use tracing::Instrument as _;
 use crate::index::SharedIndex;
 use crate::kube::events::{Events, Note};
 use crate::kube::retry::error_chain;
+use crate::loops::lease::Leadership;
 use crate::loops::resumer::Resumer;
+use crate::loops::resync::Reloads;
 use crate::metrics::reloader::Skipped;
 use crate::metrics::{DropReason, Metrics, ReloadOutcome};
 use crate::notify::Notifier;
@@ -30,9 +33,11 @@ use crate::reload::model::{SourceRef, Strategy};
 use crate::reload::plan::{self, Confirmed, Reload};
 use crate::reload::report;
 use crate::reload::rules::RuleOptions;
+use crate::reload::storm::Admit;
 use crate::reload::workload::WorkloadId;
 use apply::{Applied, Applier, Target};
 use confirm::Outcome;
+use limits::Limiter;
 
 pub struct Worker {
     pub client: Client,
@@ -51,16 +56,92 @@ pub struct Worker {
     pub notifier: Notifier,
     /// Start a Job from a reloaded CronJob at once.
     pub cronjob_create_job: bool,
+    /// Storm control: the per-workload rollout limit and the global patch rate.
+    pub limiter: Arc<Limiter>,
+    /// Only the leader keeps pause timers (followers' pauses are found by its scan).
+    pub leadership: Leadership,
 }
 
 impl Worker {
-    /// Runs until the queue is closed and drained.
-    pub async fn run(self) {
+    /// Runs until the queue is closed and drained. Changes held by the storm limit are
+    /// released by a task beside it; those still held at exit are found by the next
+    /// resync (the workload's record still differs from the live content).
+    pub async fn run(self: Arc<Self>) {
+        let releaser = tokio::spawn(self.clone().release_held());
         while let Some(batch) = self.queue.next_batch().await {
             self.metrics.set_queue_depth(self.queue.len());
             self.process(batch).await;
         }
+        releaser.abort();
+        let held = self.limiter.held();
+        if held > 0 {
+            tracing::warn!(
+                workloads = held,
+                "stopping with reloads held by the storm limit; the next resync applies them"
+            );
+        }
         tracing::info!("worker stopped");
+    }
+
+    /// Reloads the held changes whose sources went quiet (or whose period has room).
+    async fn release_held(self: Arc<Self>) {
+        let this = &self;
+        loop {
+            let released = this.limiter.released().await;
+            futures::stream::iter(released)
+                .for_each_concurrent(self.concurrency, |(key, changes)| async move {
+                    let (namespace, id) = &key;
+                    tracing::info!(namespace, name = %id.name, "releasing held reload");
+                    if this.reload(namespace, id, &changes, None).await {
+                        this.limiter.record(&key);
+                    }
+                })
+                .await;
+        }
+    }
+
+    /// Reloads one workload unless the storm limit holds it; returns whether it rolled.
+    /// `admitted`: when the earliest change was admitted (see [`Self::reload`]).
+    pub async fn reload_limited(
+        &self,
+        namespace: &str,
+        id: &WorkloadId,
+        changes: &[Reload],
+        admitted: Option<Instant>,
+    ) -> bool {
+        let key = (namespace.to_owned(), id.clone());
+        match self.limiter.admit(&key, changes) {
+            Admit::Go => {
+                let rolled = self.reload(namespace, id, changes, admitted).await;
+                if rolled {
+                    self.limiter.record(&key);
+                }
+                rolled
+            }
+            Admit::Held { tripped } => {
+                self.metrics.reliability.reload_held();
+                if tripped {
+                    self.storm_tripped(namespace, id, changes).await;
+                }
+                false
+            }
+        }
+    }
+
+    async fn storm_tripped(&self, namespace: &str, id: &WorkloadId, changes: &[Reload]) {
+        let sources: Vec<String> = changes.iter().map(|c| c.source.to_string()).collect();
+        tracing::warn!(workload.kind = %id.kind, namespace, name = %id.name, sources = ?sources, "storm limit tripped; holding reloads");
+        self.metrics.reliability.storm_tripped();
+        let limits = self.limiter.limits();
+        let note = Note {
+            type_: EventType::Warning,
+            reason: report::RELOADS_HELD,
+            action: "Reload",
+            note: report::held(&sources, limits.max, limits.period),
+        };
+        self.events
+            .publish(id.kind, namespace, &id.name, note)
+            .await;
     }
 
     async fn process(&self, batch: Vec<Intent>) {
@@ -95,7 +176,10 @@ impl Worker {
                     .filter_map(|c| admitted.get(&(namespace.clone(), c.source.clone())))
                     .min()
                     .copied();
-                if self.reload(namespace, id, &changes, first).await && pausable.contains(&key) {
+                if self.reload_limited(namespace, id, &changes, first).await
+                    && pausable.contains(&key)
+                    && self.leadership.is_leader()
+                {
                     self.resumer.check(namespace, &id.name);
                 }
             })
@@ -139,7 +223,7 @@ impl Worker {
         })
     }
 
-    /// Returns whether a patch was written. `admitted`: when the earliest of `changes` was
+    /// Returns whether a patch was written (no storm check: see [`Self::reload_limited`]). `admitted`: when the earliest of `changes` was
     /// admitted (for the latency in the log line and Reloader's action latency).
     async fn reload(
         &self,
@@ -162,6 +246,7 @@ impl Worker {
             vocabulary: &self.rules.vocabulary,
             cronjob_create_job: self.cronjob_create_job,
         };
+        self.limiter.throttle().await;
         let result = applier
             .reload(&target, changes)
             .instrument(span.clone())
@@ -252,5 +337,20 @@ impl Worker {
                 ReloadOutcome::Failed
             }
         }
+    }
+}
+
+impl Reloads for Worker {
+    fn reload<'a>(
+        &'a self,
+        namespace: &'a str,
+        id: &'a WorkloadId,
+        changes: &'a [Reload],
+    ) -> futures::future::BoxFuture<'a, bool> {
+        Box::pin(self.reload_limited(namespace, id, changes, None))
+    }
+
+    fn throttle(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(self.limiter.throttle())
     }
 }

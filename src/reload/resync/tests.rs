@@ -151,3 +151,16 @@ fn sources_are_the_references_and_the_plain_named_reloads() {
         ]
     );
 }
+
+#[test]
+fn a_template_mark_newer_than_the_observed_record_is_current() {
+    // Reloader (during a migration) wrote the variable after kreload's record.
+    let cm = SourceRef::configmap("settings");
+    let obj = deployment(
+        json!({ OBSERVED: r#"{"configmap/settings":"h1"}"# }),
+        json!([{"name": "STAKATER_SETTINGS_CONFIGMAP", "value": "h2"}]),
+    );
+    let verdict = compare(&read(&obj, &[cm.clone()]), &live(&[(cm.clone(), "h2")]));
+    assert!(verdict.stale.is_empty());
+    assert_eq!(verdict.baseline.expect("baseline").get(&cm), Some("h2"));
+}

@@ -17,6 +17,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use kreload::certs::{self, Ca};
 
+mod restart;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
@@ -145,6 +147,8 @@ struct Process {
     name: &'static str,
     child: Child,
     log: PathBuf,
+    /// How it was started, for [`ControlPlane::restart`].
+    command: (PathBuf, Vec<String>),
 }
 
 /// A running control plane. Dropping it stops every process and removes its directory.
@@ -340,7 +344,13 @@ impl ControlPlane {
             .stderr(err)
             .spawn()
             .map_err(|source| Error::Spawn { name, source })?;
-        self.processes.push(Process { name, child, log });
+        let command = (bin.to_owned(), args.to_vec());
+        self.processes.push(Process {
+            name,
+            child,
+            log,
+            command,
+        });
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 //! plane is torn down after the last test, whatever the tests did.
 
 mod controlplane;
+mod faults;
 mod guards;
 mod hardening;
 mod install;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
     trials.extend(install::tests());
     trials.extend(parity::tests());
     trials.extend(hardening::tests());
+    trials.extend(faults::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

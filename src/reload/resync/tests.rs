@@ -36,7 +36,7 @@ fn a_current_workload_needs_nothing() {
         json!({ OBSERVED: r#"{"configmap/settings":"h1"}"# }),
         json!([]),
     );
-    let verdict = compare(&read(&obj, &[cm.clone()]), &live(&[(cm, "h1")]));
+    let verdict = compare(&read(&obj, std::slice::from_ref(&cm)), &live(&[(cm, "h1")]));
     assert_eq!(verdict, Verdict::default());
 }
 
@@ -60,7 +60,10 @@ fn a_change_made_while_kreload_was_down_is_stale() {
 fn a_workload_without_any_record_gets_a_baseline_and_no_reload() {
     let cm = SourceRef::configmap("settings");
     let obj = deployment(json!({}), json!([]));
-    let verdict = compare(&read(&obj, &[cm.clone()]), &live(&[(cm.clone(), "h1")]));
+    let verdict = compare(
+        &read(&obj, std::slice::from_ref(&cm)),
+        &live(&[(cm.clone(), "h1")]),
+    );
     assert!(verdict.stale.is_empty());
     let baseline = verdict.baseline.expect("baseline");
     assert_eq!(baseline.get(&cm), Some("h1"));
@@ -73,7 +76,7 @@ fn reloaders_env_var_counts_as_a_record() {
         json!({}),
         json!([{"name": "STAKATER_SETTINGS_CONFIGMAP", "value": "h1"}]),
     );
-    let recorded = read(&obj, &[cm.clone()]);
+    let recorded = read(&obj, std::slice::from_ref(&cm));
     // Current: recorded in the metadata so later passes need not look at the template.
     let verdict = compare(&recorded, &live(&[(cm.clone(), "h1")]));
     assert!(verdict.stale.is_empty());
@@ -107,7 +110,7 @@ fn observed_wins_over_an_older_mark() {
         json!({ OBSERVED: r#"{"configmap/settings":"h2"}"# }),
         json!([{"name": "STAKATER_SETTINGS_CONFIGMAP", "value": "h1"}]),
     );
-    let verdict = compare(&read(&obj, &[cm.clone()]), &live(&[(cm, "h2")]));
+    let verdict = compare(&read(&obj, std::slice::from_ref(&cm)), &live(&[(cm, "h2")]));
     assert_eq!(verdict, Verdict::default());
 }
 
@@ -115,7 +118,10 @@ fn observed_wins_over_an_older_mark() {
 fn an_unreadable_observed_record_is_rebuilt_from_live_content() {
     let cm = SourceRef::configmap("settings");
     let obj = deployment(json!({ OBSERVED: "garbage" }), json!([]));
-    let verdict = compare(&read(&obj, &[cm.clone()]), &live(&[(cm.clone(), "h1")]));
+    let verdict = compare(
+        &read(&obj, std::slice::from_ref(&cm)),
+        &live(&[(cm.clone(), "h1")]),
+    );
     assert!(verdict.stale.is_empty());
     assert_eq!(verdict.baseline.expect("baseline").get(&cm), Some("h1"));
 }
@@ -160,7 +166,10 @@ fn a_template_mark_newer_than_the_observed_record_is_current() {
         json!({ OBSERVED: r#"{"configmap/settings":"h1"}"# }),
         json!([{"name": "STAKATER_SETTINGS_CONFIGMAP", "value": "h2"}]),
     );
-    let verdict = compare(&read(&obj, &[cm.clone()]), &live(&[(cm.clone(), "h2")]));
+    let verdict = compare(
+        &read(&obj, std::slice::from_ref(&cm)),
+        &live(&[(cm.clone(), "h2")]),
+    );
     assert!(verdict.stale.is_empty());
     assert_eq!(verdict.baseline.expect("baseline").get(&cm), Some("h2"));
 }

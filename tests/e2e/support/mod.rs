@@ -90,7 +90,7 @@ impl Env {
 
 /// The binaries: KUBEBUILDER_ASSETS / TEST_ASSET_* when set, else hack/controlplane.sh
 /// (which builds them on the first run and prints their cached directory).
-fn assets() -> Result<Assets> {
+pub fn assets() -> Result<Assets> {
     if std::env::var_os("KUBEBUILDER_ASSETS").is_some()
         || std::env::var_os("TEST_ASSET_KUBE_APISERVER").is_some()
     {

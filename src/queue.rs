@@ -6,7 +6,8 @@
 //! becomes one reload carrying the final hash, and the delay stays bounded by the window.
 //! When the queue is full a new key is dropped and counted — the admission path never
 //! waits. A dropped change is counted (`kreload_intents_dropped_total{reason="queue_full"}`)
-//! and logged (docs/architecture.md); nothing recovers it until the periodic resync exists.
+//! and logged, and the resync ([`crate::loops::resync`]) applies it on its next pass: the
+//! workload's record still differs from the live content.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

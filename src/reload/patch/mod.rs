@@ -139,8 +139,8 @@ pub fn plan(t: &Target, c: &Change) -> Plan {
 }
 
 /// A patch that records `observed` in the workload metadata without touching the template
-/// (no rollout): the baseline the resync (docs/architecture.md) will write for workloads that have
-/// none (not wired up yet). `None` when the record already says exactly this.
+/// (no rollout): the baseline the resync writes for workloads that have none
+/// ([`super::resync`]). `None` when the record already says exactly this.
 pub fn record_observed(
     resource_version: &str,
     annotations: &BTreeMap<String, String>,

@@ -195,4 +195,35 @@ fn reloaders_chart_values_read_as_reloader_reads_them() {
     assert!(!c.metrics_by_namespace);
     let rollouts = config(&["--is-Argo-Rollouts=true"]).expect("config");
     assert!(rollouts.rules.ignored_workload_kinds.is_empty());
+
+fn the_lease_is_taken_only_with_enable_ha_in_kreloads_own_namespace() {
+    assert!(config(&[]).expect("config").reliability.lease.is_none());
+    let flags = ["--enable-ha", "--own-namespace=kreload", "--lease-duration=20s"];
+    let c = Config::from_args(&args(&flags), Some("kreload-7f9c".into())).expect("config");
+    let lease = c.reliability.lease.expect("lease");
+    assert_eq!(lease.namespace, "kreload");
+    assert_eq!(lease.name, "kreload");
+    assert_eq!(lease.identity, "kreload-7f9c");
+    assert_eq!(lease.duration, Duration::from_secs(20));
+    let c = config(&["--enable-ha", "--lease-namespace=ops"]).expect("config");
+    assert_eq!(c.reliability.lease.expect("lease").namespace, "ops");
+}
+
+#[test]
+fn storm_and_resync_flags_reach_the_config() {
+    let c = config(&[
+        "--storm-max-reloads=2",
+        "--storm-period=1m",
+        "--storm-quiet=5s",
+        "--max-patches-per-second=0",
+        "--resync-period=0s",
+        "--sync-after-restart=false",
+    ])
+    .expect("config")
+    .reliability;
+    assert_eq!(c.storm.limits.max, 2);
+    assert_eq!(c.storm.limits.period, Duration::from_secs(60));
+    assert_eq!(c.storm.limits.quiet, Duration::from_secs(5));
+    assert_eq!(c.storm.patches_per_second, 0);
+    assert!(c.resync.period.is_zero() && !c.resync.on_start);
 }

@@ -198,7 +198,11 @@ fn reloaders_chart_values_read_as_reloader_reads_them() {
 
 fn the_lease_is_taken_only_with_enable_ha_in_kreloads_own_namespace() {
     assert!(config(&[]).expect("config").reliability.lease.is_none());
-    let flags = ["--enable-ha", "--own-namespace=kreload", "--lease-duration=20s"];
+    let flags = [
+        "--enable-ha",
+        "--own-namespace=kreload",
+        "--lease-duration=20s",
+    ];
     let c = Config::from_args(&args(&flags), Some("kreload-7f9c".into())).expect("config");
     let lease = c.reliability.lease.expect("lease");
     assert_eq!(lease.namespace, "kreload");

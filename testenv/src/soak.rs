@@ -198,7 +198,7 @@ async fn drive(client: &kube::Client, args: &SoakArgs, pid: u32) -> Result<(u64,
         tick.tick().await;
         let i = usize::try_from(n / 2).unwrap_or(0) % args.workloads;
         let body = json!({"data": {"v": n.to_string()}});
-        let result = if n % 2 == 0 {
+        let result = if n.is_multiple_of(2) {
             cms.patch(&format!("cfg-{i}"), &params, &Patch::Merge(&body))
                 .await
                 .map(drop)

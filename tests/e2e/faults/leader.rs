@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, ensure};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
-use super::{apps, gen_of, set, wait_hash, wait_observed};
+use super::{gen_of, ready_apps, set_all, wait_all};
 use crate::reload::wait_indexed;
 use crate::support::instance::Instance;
 use crate::support::{Env, eventually, named_namespace, namespace};
@@ -33,12 +33,8 @@ pub async fn killed_mid_burst(env: Arc<Env>) -> Result<()> {
     let b = Instance::start(&client, kc, "ha-b", "ha", &flags).await?;
     let ns = namespace(&client, "ha", &a.labels()).await?;
     let n = 10;
-    apps(&client, &ns, n).await?;
-    wait_indexed(&a, n).await?;
+    ready_apps(&a, &client, &ns, n).await?;
     wait_indexed(&b, n).await?;
-    for i in 0..n {
-        wait_observed(&client, &ns, &format!("app-{i}"), &format!("cfg-{i}")).await?;
-    }
     let leading = |inst: &Instance| {
         let admin = inst.admin;
         async move {
@@ -57,16 +53,10 @@ pub async fn killed_mid_burst(env: Arc<Env>) -> Result<()> {
     let (mut leader, follower) = if a_leads { (a, b) } else { (b, a) };
     // The burst: a first write to every source, the leader killed, a second write to every
     // source — all inside one coalescing window.
-    for i in 0..n {
-        set(&client, &ns, &format!("cfg-{i}"), "1").await?;
-    }
+    set_all(&client, &ns, n, "1").await?;
     leader.stop();
-    for i in 0..n {
-        set(&client, &ns, &format!("cfg-{i}"), "2").await?;
-    }
-    for i in 0..n {
-        wait_hash(&client, &ns, &format!("app-{i}"), &format!("cfg-{i}"), "2").await?;
-    }
+    set_all(&client, &ns, n, "2").await?;
+    wait_all(&client, &ns, n, "2").await?;
     eventually(
         "the survivor to lead and resync",
         Duration::from_secs(60),

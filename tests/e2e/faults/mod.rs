@@ -62,6 +62,37 @@ pub async fn apps(client: &kube::Client, ns: &str, count: usize) -> Result<()> {
     Ok(())
 }
 
+/// [`apps`], then waits until `inst` indexed them and each recorded its ConfigMap.
+pub async fn ready_apps(
+    inst: &Instance,
+    client: &kube::Client,
+    ns: &str,
+    count: usize,
+) -> Result<()> {
+    apps(client, ns, count).await?;
+    wait_indexed(inst, count).await?;
+    for i in 0..count {
+        wait_observed(client, ns, &format!("app-{i}"), &format!("cfg-{i}")).await?;
+    }
+    Ok(())
+}
+
+/// Sets `cfg-<i>` to `v=<v>` for every `i` below `count`.
+pub async fn set_all(client: &kube::Client, ns: &str, count: usize, v: &str) -> Result<()> {
+    for i in 0..count {
+        set(client, ns, &format!("cfg-{i}"), v).await?;
+    }
+    Ok(())
+}
+
+/// Waits until every `app-<i>` below `count` carries `cfg-<i>` at `v=<v>`.
+pub async fn wait_all(client: &kube::Client, ns: &str, count: usize, v: &str) -> Result<()> {
+    for i in 0..count {
+        wait_hash(client, ns, &format!("app-{i}"), &format!("cfg-{i}"), v).await?;
+    }
+    Ok(())
+}
+
 pub async fn set(client: &kube::Client, ns: &str, name: &str, v: &str) -> Result<()> {
     update_source(client, ns, SourceKind::ConfigMap, name, &data(&[("v", v)])).await
 }
@@ -140,10 +171,7 @@ async fn sigkill_before_patch(env: Arc<Env>) -> Result<()> {
     )
     .await?;
     let ns = namespace(&client, "sigkill", &first.labels()).await?;
-    apps(&client, &ns, 2).await?;
-    wait_indexed(&first, 2).await?;
-    wait_observed(&client, &ns, "app-0", "cfg-0").await?;
-    wait_observed(&client, &ns, "app-1", "cfg-1").await?;
+    ready_apps(&first, &client, &ns, 2).await?;
     set(&client, &ns, "cfg-0", "1").await?;
     eventually(
         "the change to be admitted",
@@ -192,11 +220,7 @@ async fn down_while_changing(env: Arc<Env>) -> Result<()> {
         Instance::start(&client, kc, "down-a", "down100", &["--coalesce-window=1s"]).await?;
     let ns = namespace(&client, "down100", &first.labels()).await?;
     let n = 25;
-    apps(&client, &ns, n + 1).await?;
-    wait_indexed(&first, n + 1).await?;
-    for i in 0..=n {
-        wait_observed(&client, &ns, &format!("app-{i}"), &format!("cfg-{i}")).await?;
-    }
+    ready_apps(&first, &client, &ns, n + 1).await?;
     first.stop();
     let mut changes = 0;
     for round in 1..=4 {
@@ -208,9 +232,7 @@ async fn down_while_changing(env: Arc<Env>) -> Result<()> {
     ensure!(changes == 100);
     let second =
         Instance::start(&client, kc, "down-b", "down100", &["--coalesce-window=1s"]).await?;
-    for i in 0..n {
-        wait_hash(&client, &ns, &format!("app-{i}"), &format!("cfg-{i}"), "4").await?;
-    }
+    wait_all(&client, &ns, n, "4").await?;
     eventually("a resync pass", Duration::from_secs(60), || async {
         Ok((second.metric("kreload_resync_passes_total", &[]).await? >= 1.0).then_some(()))
     })
@@ -238,14 +260,8 @@ async fn full_queue(env: Arc<Env>) -> Result<()> {
     let inst = Instance::start(&client, env.cp.kubeconfig(), "fullq", "fullq", &flags).await?;
     let ns = namespace(&client, "fullq", &inst.labels()).await?;
     let n = 8;
-    apps(&client, &ns, n).await?;
-    wait_indexed(&inst, n).await?;
-    for i in 0..n {
-        wait_observed(&client, &ns, &format!("app-{i}"), &format!("cfg-{i}")).await?;
-    }
-    for i in 0..n {
-        set(&client, &ns, &format!("cfg-{i}"), "1").await?;
-    }
+    ready_apps(&inst, &client, &ns, n).await?;
+    set_all(&client, &ns, n, "1").await?;
     let dropped = inst
         .metric("kreload_intents_dropped_total", &["queue_full"])
         .await?;
@@ -268,9 +284,7 @@ async fn concurrent_writer(env: Arc<Env>) -> Result<()> {
     let inst =
         Instance::start(&client, env.cp.kubeconfig(), "conflict", "conflict", &flags).await?;
     let ns = namespace(&client, "conflict", &inst.labels()).await?;
-    apps(&client, &ns, 1).await?;
-    wait_indexed(&inst, 1).await?;
-    wait_observed(&client, &ns, "app-0", "cfg-0").await?;
+    ready_apps(&inst, &client, &ns, 1).await?;
     let api: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         &ns,

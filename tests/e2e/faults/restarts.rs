@@ -8,8 +8,7 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use kreload_testenv::controlplane::{ControlPlane, Options};
 
-use super::{apps, gen_of, set, wait_hash, wait_observed};
-use crate::reload::wait_indexed;
+use super::{gen_of, ready_apps, set_all, wait_all};
 use crate::support::instance::Instance;
 use crate::support::namespace;
 
@@ -32,32 +31,18 @@ async fn restarts() -> Result<()> {
     let inst = Instance::start(&client, cp.kubeconfig(), "restarts", "restarts", &flags).await?;
     let ns = namespace(&client, "restarts", &inst.labels()).await?;
     let n = 5;
-    apps(&client, &ns, n).await?;
-    wait_indexed(&inst, n).await?;
-    for i in 0..n {
-        wait_observed(&client, &ns, &format!("app-{i}"), &format!("cfg-{i}")).await?;
-    }
+    ready_apps(&inst, &client, &ns, n).await?;
     // A burst, the API server restarted in its middle.
-    for i in 0..n {
-        set(&client, &ns, &format!("cfg-{i}"), "1").await?;
-    }
+    set_all(&client, &ns, n, "1").await?;
     cp.restart("kube-apiserver", Duration::from_secs(2)).await?;
-    for i in 0..n {
-        set(&client, &ns, &format!("cfg-{i}"), "2").await?;
-    }
-    for i in 0..n {
-        wait_hash(&client, &ns, &format!("app-{i}"), &format!("cfg-{i}"), "2").await?;
-    }
+    set_all(&client, &ns, n, "2").await?;
+    wait_all(&client, &ns, n, "2").await?;
     // Another burst, etcd restarted in its middle.
-    for i in 0..n {
-        set(&client, &ns, &format!("cfg-{i}"), "3").await?;
-    }
+    set_all(&client, &ns, n, "3").await?;
     cp.restart("etcd", Duration::from_secs(2)).await?;
+    set_all(&client, &ns, n, "4").await?;
+    wait_all(&client, &ns, n, "4").await?;
     for i in 0..n {
-        set(&client, &ns, &format!("cfg-{i}"), "4").await?;
-    }
-    for i in 0..n {
-        wait_hash(&client, &ns, &format!("app-{i}"), &format!("cfg-{i}"), "4").await?;
         // Four contents, at most one rollout each, and at least the two bursts' finals.
         let g = gen_of(&client, &ns, &format!("app-{i}")).await?;
         ensure!((3..=5).contains(&g), "app-{i}: generation {g}");

@@ -139,6 +139,18 @@ pub async fn run(args: SoakArgs) -> Result<()> {
     println!("soak: updates made: {updates} in {:?}", args.duration);
     println!("soak: lost: {lost} (workload sources not carrying their final hash)");
     println!("soak: RSS samples (KiB): {samples:?}; at the end: {end}");
+    let metrics = local::admin_get(([127, 0, 0, 1], admin).into(), "/metrics").await;
+    for line in metrics.unwrap_or_default().lines().filter(|l| {
+        [
+            "kreload_reloads_total",
+            "kreload_intents_dropped_total",
+            "kreload_resync_",
+        ]
+        .iter()
+        .any(|p| l.starts_with(p))
+    }) {
+        println!("soak: {line}");
+    }
     if lost > 0 {
         bail!("{lost} final hashes missing");
     }

@@ -248,7 +248,14 @@ async fn restarted_kreload_resumes(env: Arc<Env>) -> Result<()> {
     let client = env.client.clone();
     // Each test instance acts only in namespaces carrying its label, so while the first one
     // is down nothing else may resume this Deployment.
-    let flags = ["--coalesce-window=1s", "--auto-reload-all"];
+    // Under --auto-reload-all the index counts every workload of the cluster, so this test
+    // cannot wait for web to be indexed; a write racing the watch that indexes web is
+    // applied by the periodic resync instead.
+    let flags = [
+        "--coalesce-window=1s",
+        "--auto-reload-all",
+        "--resync-period=2s",
+    ];
     let label = "pause-restart";
     let mut first =
         Instance::start(&client, &env.kreload_kubeconfig, "pause-a", label, &flags).await?;

@@ -101,3 +101,77 @@ impl Limiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::reload::model::{SourceRef, WorkloadKind};
+    use crate::reload::workload::WorkloadId;
+
+    fn key() -> WorkloadKey {
+        let id = WorkloadId {
+            kind: WorkloadKind::Deployment,
+            name: "web".into(),
+        };
+        ("ns".into(), id)
+    }
+
+    fn change(hash: &str) -> Reload {
+        Reload {
+            source: SourceRef::secret("tls"),
+            hash: hash.into(),
+            auto: true,
+            deleted: false,
+        }
+    }
+
+    fn config(max: usize, rate: u32) -> StormConfig {
+        StormConfig {
+            limits: Limits {
+                max,
+                period: Duration::from_secs(600),
+                quiet: Duration::from_secs(30),
+            },
+            patches_per_second: rate,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_changes_come_back_with_the_newest_hash_once_quiet() {
+        let limiter = std::sync::Arc::new(Limiter::new(config(1, 0)));
+        assert_eq!(limiter.admit(&key(), &[change("1")]), Admit::Go);
+        limiter.record(&key());
+        let waiter = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { limiter.released().await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            limiter.admit(&key(), &[change("2")]),
+            Admit::Held { tripped: true }
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(
+            limiter.admit(&key(), &[change("3")]),
+            Admit::Held { tripped: false }
+        );
+        let started = Instant::now();
+        let released = waiter.await.expect("join");
+        assert_eq!(released, vec![(key(), vec![change("3")])]);
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        assert_eq!(limiter.held(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_patch_rate_makes_patches_wait_and_drops_none() {
+        let limiter = Limiter::new(config(0, 10));
+        let started = Instant::now();
+        for _ in 0..30 {
+            limiter.throttle().await;
+        }
+        // A burst of 10, then 10 a second.
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+}

@@ -21,7 +21,7 @@ use crate::guards::{D, auto, cm, deployment};
 use crate::reload::wait_indexed;
 use crate::support::instance::Instance;
 use crate::support::workloads::{
-    configmap, data, expected_hash, generation, get, reload_env, update_source,
+    configmap, create_source, data, expected_hash, generation, get, reload_env, update_source,
 };
 use crate::support::{Env, eventually, namespace, trial};
 
@@ -221,7 +221,21 @@ async fn down_while_changing(env: Arc<Env>) -> Result<()> {
     let ns = namespace(&client, "down100", &first.labels()).await?;
     let n = 25;
     ready_apps(&first, &client, &ns, n + 1).await?;
+    // A source marked ignore: the resync respects the rules too.
+    let ignore = [("reloader.stakater.com/ignore", "true")];
+    create_source(
+        &client,
+        &ns,
+        SourceKind::ConfigMap,
+        "quiet",
+        &data(&[("v", "0")]),
+        &ignore,
+    )
+    .await?;
+    deployment(&client, &ns, "ignored", auto(), "quiet").await?;
+    wait_observed(&client, &ns, "ignored", "quiet").await?;
     first.stop();
+    set(&client, &ns, "quiet", "1").await?;
     let mut changes = 0;
     for round in 1..=4 {
         for i in 0..n {
@@ -244,6 +258,10 @@ async fn down_while_changing(env: Arc<Env>) -> Result<()> {
     ensure!(
         gen_of(&client, &ns, &format!("app-{n}")).await? == 1,
         "the unchanged workload rolled"
+    );
+    ensure!(
+        gen_of(&client, &ns, "ignored").await? == 1,
+        "a change of an ignored source rolled its workload"
     );
     Ok(())
 }

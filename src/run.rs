@@ -188,13 +188,18 @@ async fn leadership(
     config: &Config,
     client: &Client,
     metrics: &Arc<Metrics>,
-) -> Result<Leadership> {
-    let leadership = match &config.reliability.lease {
-        Some(lease) => lease::elect(client.clone(), lease)
-            .await
-            .context("joining the leader election")?,
-        None => Leadership::always(),
+) -> Result<(Leadership, Option<lease::Election>)> {
+    let election = match &config.reliability.lease {
+        Some(lease) => Some(
+            lease::elect(client.clone(), lease)
+                .await
+                .context("joining the leader election")?,
+        ),
+        None => None,
     };
+    let leadership = election
+        .as_ref()
+        .map_or_else(Leadership::always, lease::Election::leadership);
     let (mut watch, metrics) = (leadership.clone(), metrics.clone());
     tokio::spawn(async move {
         loop {
@@ -204,7 +209,7 @@ async fn leadership(
             metrics.reliability.set_leader(false);
         }
     });
-    Ok(leadership)
+    Ok((leadership, election))
 }
 
 /// The resync, reloading through `worker`.
@@ -355,7 +360,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let queue = Arc::new(Queue::new(config.queue_capacity, config.coalesce_window));
     let (mut watches, synced) =
         start_watches(&client, &config, &rules, &index, &metrics, &readiness).await;
-    let leadership = leadership(&config, &client, &metrics).await?;
+    let (leadership, election) = leadership(&config, &client, &metrics).await?;
 
     let events = Events::new(client.clone(), config.instance.clone());
     let resumer = Resumer::new(client.clone(), rules.vocabulary.clone(), events.clone());
@@ -412,6 +417,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     );
     let served = drain_in_order(served, worker, &queue, &drain).await;
     loops.iter().for_each(tokio::task::JoinHandle::abort);
+    if let Some(election) = election {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), election.release()).await;
+    }
     resumer.stop();
     watches.abort_all();
     admin_token.cancel();

@@ -1,13 +1,14 @@
 //! Leader election on a `coordination.k8s.io` Lease, through `kube-lease-manager`. Every
 //! replica serves admissions and applies patches (they are idempotent); only the leader
 //! runs the resync and the pause resumer's scan. Without `--enable-ha` there is no Lease
-//! and this replica is always the leader.
+//! and this replica is always the leader. At shutdown the holder releases the Lease, so a
+//! standby takes over at once rather than after `--lease-duration`.
 
 use std::future::Future;
 use std::time::Duration;
 
 use kube::Client;
-use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +88,32 @@ impl Leadership {
     }
 }
 
-/// Joins the election; the task keeps the lease renewed while the returned [`Leadership`]
-/// is alive, and releases it when it is dropped.
-pub async fn elect(client: Client, config: &LeaseConfig) -> Result<Leadership, Error> {
+/// A replica's part in the election: the task that keeps the Lease renewed, and the
+/// manager, to release the Lease at shutdown so a standby takes over at once.
+pub struct Election {
+    leadership: Leadership,
+    manager: std::sync::Arc<LeaseManager>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Election {
+    pub fn leadership(&self) -> Leadership {
+        self.leadership.clone()
+    }
+
+    /// Stops renewing and releases the Lease if this replica holds it.
+    pub async fn release(self) {
+        self.task.abort();
+        match self.manager.release().await {
+            Ok(()) => tracing::info!("lease released"),
+            Err(error) => tracing::warn!(%error, "cannot release the lease; it expires"),
+        }
+    }
+}
+
+/// Joins the election: a task acquires the Lease when it is free and keeps it renewed
+/// while held (kube-lease-manager's `changed()` loop).
+pub async fn elect(client: Client, config: &LeaseConfig) -> Result<Election, Error> {
     let secs = |d: Duration| d.as_secs();
     if secs(config.grace) == 0 || secs(config.duration) <= secs(config.grace) {
         return Err(Error::Durations {
@@ -109,16 +133,34 @@ pub async fn elect(client: Client, config: &LeaseConfig) -> Result<Leadership, E
             name: config.name.clone(),
             source,
         })?;
-    let (rx, task) = manager.watch().await;
-    let identity = config.identity.clone();
-    tokio::spawn(async move {
-        match task.await {
-            Ok(Ok(_)) => tracing::info!(identity, "lease released"),
-            Ok(Err(error)) => tracing::warn!(%error, identity, "lease election ended"),
-            Err(error) => tracing::warn!(%error, identity, "lease task failed"),
+    let manager = std::sync::Arc::new(manager);
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn({
+        let manager = manager.clone();
+        let identity = config.identity.clone();
+        async move {
+            loop {
+                match manager.changed().await {
+                    Ok(leading) => {
+                        tracing::info!(identity, leading, "lease state changed");
+                        let _ = tx.send(leading);
+                    }
+                    // The state is kept as it was: a renewal that fails for longer than the
+                    // lease lasts ends in a change once the API answers again.
+                    Err(error) => {
+                        tracing::warn!(%error, identity, "lease call failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
         }
     });
-    Ok(Leadership { rx, _fixed: None })
+    let leadership = Leadership { rx, _fixed: None };
+    Ok(Election {
+        leadership,
+        manager,
+        task,
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Two replicas with leader election; the leader is killed (SIGKILL) in the middle of a
 //! burst. Both replicas are called by the API server and both patch (idempotently); the
 //! survivor takes the Lease and resyncs. Every workload rolls exactly once, with the
-//! final content.
+//! final content. The survivor, stopped with SIGTERM, releases the Lease.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +50,7 @@ pub async fn killed_mid_burst(env: Arc<Env>) -> Result<()> {
         Ok((la || lb).then_some(la))
     })
     .await?;
-    let (mut leader, follower) = if a_leads { (a, b) } else { (b, a) };
+    let (mut leader, mut follower) = if a_leads { (a, b) } else { (b, a) };
     // The burst: a first write to every source, the leader killed, a second write to every
     // source — all inside one coalescing window.
     set_all(&client, &ns, n, "1").await?;
@@ -83,5 +83,17 @@ pub async fn killed_mid_burst(env: Arc<Env>) -> Result<()> {
             "app-{i}: generation {g}, expected exactly one rollout"
         );
     }
+    // A leader stopped with SIGTERM hands the Lease back, so a standby need not wait for
+    // it to expire.
+    let code = follower.terminate(Duration::from_secs(30)).await?;
+    ensure!(code == Some(0), "kreload exited with {code:?}");
+    let lease = Api::<Lease>::namespaced(client.clone(), lease_ns)
+        .get("faults-leader")
+        .await?;
+    let holder = lease.spec.and_then(|s| s.holder_identity);
+    ensure!(
+        holder.is_none(),
+        "the Lease is still held by {holder:?} after SIGTERM"
+    );
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use tokio::sync::watch;
 use tracing::Instrument as _;
@@ -21,7 +22,8 @@ use crate::kube::retry::error_chain;
 use crate::kube::sources::{self, Live};
 use crate::kube::workloads::Workloads;
 use crate::metrics::Metrics;
-use crate::reload::model::SourceRef;
+use crate::reload::hash::{configmap_hash_of, secret_hash_of};
+use crate::reload::model::{SourceKind, SourceRef};
 use crate::reload::patch::record_observed;
 use crate::reload::plan::{self, Confirmed, Reload};
 use crate::reload::resync::{self, Recorded};
@@ -77,6 +79,14 @@ pub struct Resync {
 }
 
 type Cache = HashMap<SourceRef, Option<Live>>;
+
+/// The hash a deleted source's reload writes: that of empty content, as Reloader does.
+fn empty_hash(kind: SourceKind) -> String {
+    match kind {
+        SourceKind::ConfigMap => configmap_hash_of(&ConfigMap::default()),
+        SourceKind::Secret => secret_hash_of(&Secret::default()),
+    }
+}
 
 impl Resync {
     /// One term as leader: a pass at once (on start if `on_start`, always after a
@@ -148,9 +158,41 @@ impl Resync {
         let live = sources::read(&self.client, ns, src)
             .await
             .map_err(Error::Source)?;
-        let live = live.filter(|l| self.scope.resource_labels.matches(&l.labels));
         cache.insert(src.clone(), live.clone());
         Ok(live)
+    }
+
+    /// The live content of what `entry` uses, as confirmed changes: sources in scope that
+    /// exist, and (with `--reload-on-delete`) those that no longer do.
+    async fn confirmed(
+        &self,
+        ns: &str,
+        entry: &Entry,
+        cache: &mut Cache,
+    ) -> Result<Vec<Confirmed>, Error> {
+        let mut out = Vec::new();
+        for src in resync::sources(&self.rules, entry) {
+            if self.scope.ignored_kinds.contains(&src.kind) {
+                continue;
+            }
+            let (hash, annotations, deleted) = match self.live(ns, &src, cache).await? {
+                Some(live) if self.scope.resource_labels.matches(&live.labels) => {
+                    (live.hash, live.annotations, false)
+                }
+                None if self.scope.reload_on_delete => {
+                    (empty_hash(src.kind), BTreeMap::new(), true)
+                }
+                _ => continue,
+            };
+            out.push(Confirmed {
+                namespace: ns.to_owned(),
+                source: src,
+                hash,
+                annotations,
+                deleted,
+            });
+        }
+        Ok(out)
     }
 
     async fn workload(
@@ -160,22 +202,7 @@ impl Resync {
         entry: &Entry,
         cache: &mut Cache,
     ) -> Result<(), Error> {
-        let mut confirmed = Vec::new();
-        for src in resync::sources(&self.rules, entry) {
-            if self.scope.ignored_kinds.contains(&src.kind) {
-                continue;
-            }
-            // A source that does not exist (or is out of scope) is left alone.
-            if let Some(live) = self.live(ns, &src, cache).await? {
-                confirmed.push(Confirmed {
-                    namespace: ns.to_owned(),
-                    source: src,
-                    hash: live.hash,
-                    annotations: live.annotations,
-                    deleted: false,
-                });
-            }
-        }
+        let confirmed = self.confirmed(ns, entry, cache).await?;
         let key = (ns.to_owned(), id.clone());
         let entry = Arc::new(entry.clone());
         let mut batch = plan::batch(&self.rules, &confirmed, |_| {
@@ -191,9 +218,19 @@ impl Resync {
         let value = serde_json::to_value(&obj).map_err(Error::Json)?;
         let sources: Vec<SourceRef> = changes.iter().map(|c| c.source.clone()).collect();
         let recorded = Recorded::read(&self.rules.vocabulary, id.kind, &value, &sources);
+        // A deleted source is recorded with an empty hash.
         let live = changes
             .iter()
-            .map(|c| (c.source.clone(), c.hash.clone()))
+            .map(|c| {
+                (
+                    c.source.clone(),
+                    if c.deleted {
+                        String::new()
+                    } else {
+                        c.hash.clone()
+                    },
+                )
+            })
             .collect();
         let verdict = resync::compare(&recorded, &live);
         if let Some(baseline) = verdict.baseline {

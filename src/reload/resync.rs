@@ -103,8 +103,8 @@ pub struct Verdict {
     pub baseline: Option<Observed>,
 }
 
-/// Compares the records with the live hashes (`live`: only sources that exist and that
-/// the rules let reload this workload).
+/// Compares the records with the live hashes (`live`: the sources the rules let reload
+/// this workload; an empty hash for one that was deleted, under `--reload-on-delete`).
 pub fn compare(recorded: &Recorded, live: &BTreeMap<SourceRef, String>) -> Verdict {
     let mut verdict = Verdict::default();
     let mut observed = recorded.observed.clone();
@@ -113,6 +113,19 @@ pub fn compare(recorded: &Recorded, live: &BTreeMap<SourceRef, String>) -> Verdi
         let in_observed = recorded.observed.get(src);
         let in_mark = recorded.marks.get(src).map(String::as_str);
         if in_observed == Some(hash.as_str()) {
+            continue;
+        }
+        if hash.is_empty() {
+            // Deleted (`--reload-on-delete`). A mark in the template is removed by a reload;
+            // with none, there is nothing to roll: record the deletion.
+            match (in_mark, in_observed) {
+                (Some(_), _) => verdict.stale.push((src.clone(), String::new())),
+                (None, Some(_)) => {
+                    observed.set(src.clone(), String::new());
+                    baseline = true;
+                }
+                (None, None) => {}
+            }
             continue;
         }
         if in_mark == Some(hash.as_str()) || (in_observed.is_none() && in_mark.is_none()) {

@@ -173,3 +173,37 @@ fn a_template_mark_newer_than_the_observed_record_is_current() {
     assert!(verdict.stale.is_empty());
     assert_eq!(verdict.baseline.expect("baseline").get(&cm), Some("h2"));
 }
+
+#[test]
+fn a_source_deleted_while_nobody_watched_removes_its_variable() {
+    let cm = SourceRef::configmap("settings");
+    let with_var = deployment(
+        json!({ OBSERVED: r#"{"configmap/settings":"h1"}"# }),
+        json!([{"name": "STAKATER_SETTINGS_CONFIGMAP", "value": "h1"}]),
+    );
+    let gone = live(&[(cm.clone(), "")]);
+    let verdict = compare(&read(&with_var, std::slice::from_ref(&cm)), &gone);
+    assert_eq!(verdict.stale, vec![(cm.clone(), String::new())]);
+    // No variable to remove: record the deletion, roll nothing.
+    let without = deployment(
+        json!({ OBSERVED: r#"{"configmap/settings":"h1"}"# }),
+        json!([]),
+    );
+    let verdict = compare(&read(&without, std::slice::from_ref(&cm)), &gone);
+    assert!(verdict.stale.is_empty());
+    assert_eq!(verdict.baseline.expect("baseline").get(&cm), Some(""));
+    // Already recorded as deleted, or never recorded: nothing.
+    let done = deployment(
+        json!({ OBSERVED: r#"{"configmap/settings":""}"# }),
+        json!([]),
+    );
+    assert_eq!(
+        compare(&read(&done, std::slice::from_ref(&cm)), &gone),
+        Verdict::default()
+    );
+    let never = deployment(json!({}), json!([]));
+    assert_eq!(
+        compare(&read(&never, std::slice::from_ref(&cm)), &gone),
+        Verdict::default()
+    );
+}

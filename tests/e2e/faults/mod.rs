@@ -36,6 +36,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
             down_while_changing,
         ),
         trial("faults::a_full_queue_is_counted_and_resynced", full_queue),
+        trial(
+            "faults::a_delete_made_while_down_is_applied_on_start",
+            deleted_while_down,
+        ),
         trial("faults::a_concurrent_writer_is_retried", concurrent_writer),
         trial(
             "faults::a_workload_deleted_while_queued_is_dropped_quietly",
@@ -379,5 +383,38 @@ async fn deleted_while_queued(env: Arc<Env>) -> Result<()> {
         .metric("kreload_reloads_total", &["outcome=\"failed\""])
         .await?;
     ensure!(failed == 0.0, "a reload failed:\n{}", inst.log_tail());
+    Ok(())
+}
+
+/// With `--reload-on-delete`, a source deleted while kreload was down: the resync on start
+/// removes its variable (one rollout), as the admitted delete would have.
+async fn deleted_while_down(env: Arc<Env>) -> Result<()> {
+    let client = env.client.clone();
+    let kc = env.cp.kubeconfig();
+    let flags = ["--coalesce-window=1s", "--reload-on-delete"];
+    let mut first = Instance::start(&client, kc, "deldown-a", "deldown", &flags).await?;
+    let ns = namespace(&client, "deldown", &first.labels()).await?;
+    ready_apps(&first, &client, &ns, 1).await?;
+    set(&client, &ns, "cfg-0", "1").await?;
+    wait_hash(&client, &ns, "app-0", "cfg-0", "1").await?;
+    first.stop();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
+        .delete("cfg-0", &Default::default())
+        .await?;
+    let _second = Instance::start(&client, kc, "deldown-b", "deldown", &flags).await?;
+    eventually(
+        "the variable to be removed",
+        Duration::from_secs(60),
+        || async {
+            let obj = get(&client, &ns, D, "app-0").await?;
+            Ok(reload_env(D, &obj, &cm("cfg-0")).is_none().then_some(()))
+        },
+    )
+    .await?;
+    let g = gen_of(&client, &ns, "app-0").await?;
+    ensure!(
+        g == 3,
+        "generation {g}: expected the reload and the delete's reload"
+    );
     Ok(())
 }

@@ -13,13 +13,13 @@ use kube::Api;
 use super::{gen_of, ready_apps, set_all, wait_all};
 use crate::reload::wait_indexed;
 use crate::support::instance::Instance;
-use crate::support::{Env, eventually, named_namespace, namespace};
+use crate::support::{Env, eventually, namespace};
 
 pub async fn killed_mid_burst(env: Arc<Env>) -> Result<()> {
     let client = env.client.clone();
-    let kc = env.cp.kubeconfig();
-    let lease_ns = "kreload-lease-e2e";
-    named_namespace(&client, lease_ns, &[]).await?;
+    let kc = env.kreload_kubeconfig.as_path();
+    // Where the shipped RBAC lets kreload's ServiceAccount use Leases.
+    let lease_ns = "kreload";
     let lease_flag = format!("--lease-namespace={lease_ns}");
     let flags = [
         "--coalesce-window=5s",

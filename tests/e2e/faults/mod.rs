@@ -165,7 +165,7 @@ pub async fn wait_observed_kind(
 /// source did not change does not roll.
 async fn sigkill_before_patch(env: Arc<Env>) -> Result<()> {
     let client = env.client.clone();
-    let kc = env.cp.kubeconfig();
+    let kc = env.kreload_kubeconfig.as_path();
     let mut first = Instance::start(
         &client,
         kc,
@@ -219,7 +219,7 @@ async fn sigkill_before_patch(env: Arc<Env>) -> Result<()> {
 /// whose source did not change does not roll.
 async fn down_while_changing(env: Arc<Env>) -> Result<()> {
     let client = env.client.clone();
-    let kc = env.cp.kubeconfig();
+    let kc = env.kreload_kubeconfig.as_path();
     let mut first =
         Instance::start(&client, kc, "down-a", "down100", &["--coalesce-window=1s"]).await?;
     let ns = namespace(&client, "down100", &first.labels()).await?;
@@ -279,7 +279,7 @@ async fn full_queue(env: Arc<Env>) -> Result<()> {
         "--coalesce-window=3s",
         "--resync-period=5s",
     ];
-    let inst = Instance::start(&client, env.cp.kubeconfig(), "fullq", "fullq", &flags).await?;
+    let inst = Instance::start(&client, &env.kreload_kubeconfig, "fullq", "fullq", &flags).await?;
     let ns = namespace(&client, "fullq", &inst.labels()).await?;
     let n = 8;
     ready_apps(&inst, &client, &ns, n).await?;
@@ -303,8 +303,14 @@ async fn concurrent_writer(env: Arc<Env>) -> Result<()> {
     let client = env.client.clone();
     // The periodic resync is the backstop should every retry meet a conflict.
     let flags = ["--coalesce-window=1s", "--resync-period=10s"];
-    let inst =
-        Instance::start(&client, env.cp.kubeconfig(), "conflict", "conflict", &flags).await?;
+    let inst = Instance::start(
+        &client,
+        &env.kreload_kubeconfig,
+        "conflict",
+        "conflict",
+        &flags,
+    )
+    .await?;
     let ns = namespace(&client, "conflict", &inst.labels()).await?;
     ready_apps(&inst, &client, &ns, 1).await?;
     let api: Api<DynamicObject> = Api::namespaced_with(
@@ -356,7 +362,7 @@ async fn deleted_while_queued(env: Arc<Env>) -> Result<()> {
     let client = env.client.clone();
     let inst = Instance::start(
         &client,
-        env.cp.kubeconfig(),
+        &env.kreload_kubeconfig,
         "deleted",
         "deleted",
         &["--coalesce-window=5s"],
@@ -390,7 +396,7 @@ async fn deleted_while_queued(env: Arc<Env>) -> Result<()> {
 /// removes its variable (one rollout), as the admitted delete would have.
 async fn deleted_while_down(env: Arc<Env>) -> Result<()> {
     let client = env.client.clone();
-    let kc = env.cp.kubeconfig();
+    let kc = env.kreload_kubeconfig.as_path();
     let flags = ["--coalesce-window=1s", "--reload-on-delete"];
     let mut first = Instance::start(&client, kc, "deldown-a", "deldown", &flags).await?;
     let ns = namespace(&client, "deldown", &first.labels()).await?;

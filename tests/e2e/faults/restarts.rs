@@ -28,7 +28,9 @@ async fn restarts() -> Result<()> {
     let mut cp = ControlPlane::start(&assets, &opts).await?;
     let client = cp.client().await?;
     let flags = ["--coalesce-window=1s", "--resync-period=5s"];
-    let inst = Instance::start(&client, cp.kubeconfig(), "restarts", "restarts", &flags).await?;
+    // kreload with the shipped RBAC here too.
+    let kubeconfig = crate::support::rbac::grant_shipped(&cp)?;
+    let inst = Instance::start(&client, &kubeconfig, "restarts", "restarts", &flags).await?;
     let ns = namespace(&client, "restarts", &inst.labels()).await?;
     let n = 5;
     ready_apps(&inst, &client, &ns, n).await?;

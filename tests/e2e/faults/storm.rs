@@ -35,7 +35,7 @@ pub async fn flapping_secret(env: Arc<Env>) -> Result<()> {
         "--storm-period=10m",
         "--storm-quiet=5s",
     ];
-    let inst = Instance::start(&client, env.cp.kubeconfig(), "storm", "storm", &flags).await?;
+    let inst = Instance::start(&client, &env.kreload_kubeconfig, "storm", "storm", &flags).await?;
     let ns = namespace(&client, "storm", &inst.labels()).await?;
     create_source(
         &client,

@@ -20,6 +20,7 @@ use prometheus_client::registry::{Metric, Registry, Unit};
 
 mod reliability;
 pub use reliability::Reliability;
+use reloader::ReloaderMetrics;
 
 /// Content type of [`Metrics::encode`]'s output.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -232,6 +233,11 @@ impl Metrics {
     /// (`METRICS_COUNT_BY_NAMESPACE=enabled`).
     pub fn with_reloader_by_namespace(by_namespace: bool) -> Self {
         let (mut root, reloader) = reloader::ReloaderMetrics::root(by_namespace);
+        let reliability = Reliability::register(root.sub_registry_with_prefix("kreload"));
+        Self::build(root, reloader, reliability)
+    }
+
+    fn build(mut root: Registry, reloader: ReloaderMetrics, rel: Reliability) -> Self {
         let r = root.sub_registry_with_prefix("kreload");
         let admission_requests = register(
             r,
@@ -297,7 +303,7 @@ impl Metrics {
             Histogram::new(PATCH_BUCKETS),
         );
         Self {
-            reliability: Reliability::register(r),
+            reliability: rel,
             registry: root,
             reloader,
             admission_requests,

@@ -342,6 +342,24 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>> {
     Ok(Arc::new(tls))
 }
 
+/// Binds the webhook listener and the admin port.
+async fn bind(config: &Config) -> Result<(tokio::net::TcpListener, tokio::net::TcpListener)> {
+    let listener = tokio::net::TcpListener::bind(config.listen_address)
+        .await
+        .with_context(|| format!("binding {}", config.listen_address))?;
+    let admin_listener = tokio::net::TcpListener::bind(config.admin_address)
+        .await
+        .with_context(|| format!("binding {}", config.admin_address))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        admin = %admin_listener.local_addr()?,
+        strategy = %config.strategy,
+        coalesce_window = ?config.coalesce_window,
+        "serving"
+    );
+    Ok((listener, admin_listener))
+}
+
 /// Runs kreload with `config` until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     // Local inputs first, so a bad file fails before any cluster call.
@@ -386,19 +404,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let worker = tokio::spawn(worker.run());
     let app = admission_app(&config, &client, &rules, &index, &queue, &metrics, &load);
 
-    let listener = tokio::net::TcpListener::bind(config.listen_address)
-        .await
-        .with_context(|| format!("binding {}", config.listen_address))?;
-    let admin_listener = tokio::net::TcpListener::bind(config.admin_address)
-        .await
-        .with_context(|| format!("binding {}", config.admin_address))?;
-    tracing::info!(
-        listen = %listener.local_addr()?,
-        admin = %admin_listener.local_addr()?,
-        strategy = %config.strategy,
-        coalesce_window = ?config.coalesce_window,
-        "serving"
-    );
+    let (listener, admin_listener) = bind(&config).await?;
     readiness.set_tls_bound();
     let admin_app = server::admin_router(readiness.clone(), metrics.clone());
     let admin_token = CancellationToken::new();

@@ -195,7 +195,9 @@ fn reloaders_chart_values_read_as_reloader_reads_them() {
     assert!(!c.metrics_by_namespace);
     let rollouts = config(&["--is-Argo-Rollouts=true"]).expect("config");
     assert!(rollouts.rules.ignored_workload_kinds.is_empty());
+}
 
+#[test]
 fn the_lease_is_taken_only_with_enable_ha_in_kreloads_own_namespace() {
     assert!(config(&[]).expect("config").reliability.lease.is_none());
     let flags = [

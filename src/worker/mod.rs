@@ -223,8 +223,9 @@ impl Worker {
         })
     }
 
-    /// Returns whether a patch was written (no storm check: see [`Self::reload_limited`]). `admitted`: when the earliest of `changes` was
-    /// admitted (for the latency in the log line and Reloader's action latency).
+    /// Returns whether a patch was written (no storm check: see [`Self::reload_limited`]).
+    /// `admitted`: when the earliest of `changes` was admitted (for the latency in the log
+    /// line and Reloader's action latency).
     async fn reload(
         &self,
         namespace: &str,

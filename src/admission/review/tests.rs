@@ -345,6 +345,9 @@ async fn request_fields_with_newlines_and_escapes_cannot_forge_log_lines() {
         .with_writer(move || writer.clone())
         .finish();
     let _default = tracing::subscriber::set_default(subscriber);
+    // Other tests set and drop their own subscribers on other threads; recompute the
+    // callsites' interest now, or one cached while none was set can hide these events.
+    tracing::callsite::rebuild_interest_cache();
     let forged = "x\n2026-01-01T00:00:00Z  INFO forged: all good\u{1b}[2J";
     let f = fixture(DEFAULT_BODY_LIMIT);
     for fixture in [CONFIGMAP_UPDATE, SECRET_UNREADABLE] {

@@ -5,6 +5,8 @@
 pub mod certmanager;
 pub mod controlplane;
 pub mod demo;
+pub mod flux;
+pub mod helmrepo;
 pub mod kubeconfig;
 pub mod netns;
 pub mod registration;

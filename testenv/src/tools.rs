@@ -1,6 +1,7 @@
 //! The install tools the tests drive as child processes: real Helm, real cert-manager, Flux's
 //! CRDs and kubectl. `hack/test.sh` builds them from Go modules and exports where they are
-//! (`KRELOAD_HELM`, `KRELOAD_CERTMANAGER_DIR`, `KRELOAD_FLUX_CRDS`); without those, the hack
+//! (`KRELOAD_HELM`, `KRELOAD_CERTMANAGER_DIR`, `KRELOAD_FLUX_CRDS`,
+//! `KRELOAD_FLUX_DIR`); without those, the hack
 //! script is run here, which builds on the first run and prints the cached directory.
 
 use std::io::Write as _;
@@ -70,6 +71,12 @@ pub fn flux_crds() -> Result<PathBuf, Error> {
         return existing(PathBuf::from(v));
     }
     existing(located("KRELOAD_FLUX_DIR", "flux.sh", &["--crds-only"])?.join("crds"))
+}
+
+/// The directory holding Flux's `source-controller`, `helm-controller` and `crds/`
+/// (`KRELOAD_FLUX_DIR`, else `hack/flux.sh`, which builds them on the first run).
+pub fn flux_dir() -> Result<PathBuf, Error> {
+    existing(located("KRELOAD_FLUX_DIR", "flux.sh", &[])?)
 }
 
 fn existing(path: PathBuf) -> Result<PathBuf, Error> {

@@ -8,6 +8,7 @@
 
 mod controlplane;
 mod faults;
+mod gitops;
 mod guards;
 mod hardening;
 mod install;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
     trials.extend(parity::tests());
     trials.extend(hardening::tests());
     trials.extend(faults::tests());
+    trials.extend(gitops::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

@@ -16,7 +16,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
 
 /// The ```yaml blocks of the README's "### With Flux" section that start with
 /// `# platform/kreload/<file>`, as (file, contents).
-fn platform_files(readme: &str) -> Result<Vec<(String, String)>> {
+pub fn platform_files(readme: &str) -> Result<Vec<(String, String)>> {
     let start = readme
         .find("### With Flux")
         .context("no \"### With Flux\" section")?;

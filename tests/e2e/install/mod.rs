@@ -6,7 +6,7 @@
 
 mod certmanager;
 mod dryrun;
-mod flux;
+pub mod flux;
 mod image;
 mod mutating;
 mod rbac;

@@ -1,0 +1,211 @@
+//! An application installed by a HelmRelease with drift detection enabled, opted in to
+//! kreload: its Secret rotated outside Git is reloaded once, and five forced reconciliations
+//! later Flux has reported no drift, reverted nothing of kreload's, and the workload has
+//! rolled exactly once. Then a chart-rendered field changed outside Git is reported and
+//! reverted, which shows the detection ran and the first part could fail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use kreload::reload::model::{SourceKind, SourceRef, Strategy, WorkloadKind};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::Gitops;
+use crate::install::apply;
+use crate::reload::wait_indexed;
+use crate::support::instance::Instance;
+use crate::support::workloads::{data, env_value, expected_hash, get, reload_env, update_source};
+use crate::support::{Env, eventually, namespace, trial};
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    vec![
+        trial("gitops::flux_drift_env_vars", |env| {
+            drift(env, Strategy::EnvVars)
+        }),
+        trial("gitops::flux_drift_annotations", |env| {
+            drift(env, Strategy::Annotations)
+        }),
+    ]
+}
+
+const RELEASE: &str = "app";
+const DEPLOYMENT: &str = "app";
+const SECRET: &str = "app-credentials";
+
+/// The HelmRelease: drift detection enabled, with the Secret's data left out of it (it is
+/// rotated outside Git; without this, helm-controller puts the chart's value back and
+/// kreload rolls the workload a second time). No kubelet runs here, so Helm must not wait
+/// for the Deployment to become Available.
+fn release(ns: &str) -> Value {
+    json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {"name": RELEASE, "namespace": ns},
+        "spec": {
+            "interval": "1h",
+            "chart": {"spec": {
+                "chart": "app",
+                "version": "0.1.0",
+                "sourceRef": {"kind": "HelmRepository", "name": "apps"},
+            }},
+            "install": {"disableWait": true},
+            "upgrade": {"disableWait": true},
+            "driftDetection": {
+                "mode": "enabled",
+                "ignore": [{"paths": ["/data"], "target": {"kind": "Secret"}}],
+            },
+        },
+    })
+}
+
+/// kreload's value for the Secret under `strategy`, as a string to report.
+fn kreload_value(strategy: Strategy, obj: &Value) -> Option<String> {
+    let kind = WorkloadKind::Deployment;
+    match strategy {
+        Strategy::EnvVars => reload_env(kind, obj, &SourceRef::new(SourceKind::Secret, SECRET)),
+        Strategy::Annotations => crate::gitops::record_hash(obj),
+    }
+}
+
+async fn drift(env: Arc<Env>, strategy: Strategy) -> Result<()> {
+    let mut flags = vec!["--coalesce-window=1s"];
+    if strategy == Strategy::Annotations {
+        flags.push("--reload-strategy=annotations");
+    }
+    let name = format!("gitops-{strategy}");
+    let inst = Instance::start(&env.client, &env.kreload_kubeconfig, &name, &name, &flags).await?;
+    let ns = namespace(&env.client, &name, &inst.labels()).await?;
+    let gitops = Gitops::start(&env, &ns).await?;
+    apply(&env, &release(&ns).to_string(), false)?;
+    gitops.ready(&env, RELEASE).await?;
+    // The Deployment in kreload's index before the Secret changes (this instance serves
+    // only this namespace, so one workload).
+    wait_indexed(&inst, 1).await?;
+    let installed = get(&env.client, &ns, WorkloadKind::Deployment, DEPLOYMENT).await?;
+    let gen0 = installed["metadata"]["generation"]
+        .as_i64()
+        .unwrap_or_default();
+
+    // Rotated outside Git: a direct API write.
+    let rotated = data(&[("password", "rotated-outside-git")]);
+    update_source(&env.client, &ns, SourceKind::Secret, SECRET, &rotated).await?;
+    let want = expected_hash(SourceKind::Secret, &rotated);
+    let client = env.client.clone();
+    let reloaded = eventually(
+        "kreload to reload the Deployment",
+        Duration::from_secs(60),
+        || async {
+            let d = get(&client, &ns, WorkloadKind::Deployment, DEPLOYMENT).await?;
+            Ok((kreload_value(strategy, &d).as_deref() == Some(want.as_str())).then_some(d))
+        },
+    )
+    .await
+    .with_context(|| inst.log_tail())?;
+    let gen1 = reloaded["metadata"]["generation"]
+        .as_i64()
+        .unwrap_or_default();
+
+    for i in 1..=5 {
+        gitops
+            .reconcile(&env, RELEASE, &format!("{name}-{i}"))
+            .await?;
+    }
+    let after = get(&env.client, &ns, WorkloadKind::Deployment, DEPLOYMENT).await?;
+    let generation_now = after["metadata"]["generation"].as_i64().unwrap_or_default();
+    let value = kreload_value(strategy, &after);
+    let secret = crate::install::kubectl(
+        &env,
+        &[
+            "-n",
+            &ns,
+            "get",
+            "secret",
+            SECRET,
+            "-o",
+            "jsonpath={.data.password}",
+        ],
+        None,
+    )?;
+    let reasons = gitops.event_reasons(&env, RELEASE).await?;
+    let drift_events = reasons.iter().filter(|r| r.contains("Drift")).count();
+    let logged = gitops.drift_logged();
+    let hr = gitops.ready(&env, RELEASE).await?;
+    let rs = super::replica_sets(&env, &ns).await?;
+    eprintln!(
+        "gitops {strategy}: rollouts after one Secret change and 5 reconciliations: {} \
+         (generation {gen0} -> {gen1} -> {generation_now}, {rs} ReplicaSets); drift events {drift_events}, \
+         drift log lines {logged}; final {}: {value:?}",
+        generation_now - gen0,
+        match strategy {
+            Strategy::EnvVars => "STAKATER_APP_CREDENTIALS_SECRET",
+            Strategy::Annotations => "reloader.stakater.com/last-reloaded-from hash",
+        },
+    );
+    ensure!(gen1 == gen0 + 1, "the reload rolled {gen0} -> {gen1}");
+    ensure!(
+        generation_now == gen1,
+        "Flux's reconciliations rolled the Deployment again: {gen1} -> {generation_now}"
+    );
+    ensure!(
+        value.as_deref() == Some(want.as_str()),
+        "kreload's value after Flux: {value:?}"
+    );
+    ensure!(
+        base64_eq(&secret, "rotated-outside-git"),
+        "Flux reverted the rotated Secret: {secret}"
+    );
+    ensure!(
+        drift_events == 0 && logged == 0,
+        "drift reported: {reasons:?}, {logged} log lines"
+    );
+    ensure!(
+        !hr["status"]["conditions"].to_string().contains("Drift"),
+        "conditions: {}",
+        hr["status"]["conditions"]
+    );
+    if env.cp.has_controller_manager() {
+        ensure!(
+            rs == 2,
+            "{rs} ReplicaSets: the Deployment rolled {} times",
+            rs.saturating_sub(1)
+        );
+    }
+
+    // The control: a field the chart renders, changed outside Git, is drift.
+    let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/env/0/value", "value": "changed"}]);
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(env.client.clone(), &ns)
+        .patch(
+            DEPLOYMENT,
+            &PatchParams::default(),
+            &Patch::<Value>::Json(serde_json::from_value(patch)?),
+        )
+        .await?;
+    gitops
+        .reconcile(&env, RELEASE, &format!("{name}-control"))
+        .await?;
+    let reverted = get(&env.client, &ns, WorkloadKind::Deployment, DEPLOYMENT).await?;
+    let mode = env_value(WorkloadKind::Deployment, &reverted, "MODE");
+    let reasons = gitops.event_reasons(&env, RELEASE).await?;
+    ensure!(
+        reasons.iter().any(|r| r == "DriftDetected") && gitops.drift_logged() > 0,
+        "a changed chart field was not reported: {reasons:?}"
+    );
+    ensure!(
+        mode.as_deref() == Some("gitops"),
+        "MODE after drift correction: {mode:?}"
+    );
+    ensure!(
+        kreload_value(strategy, &reverted).as_deref() == Some(want.as_str()),
+        "the drift correction removed kreload's value"
+    );
+    Ok(())
+}
+
+fn base64_eq(encoded: &str, plain: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .is_ok_and(|b| b == plain.as_bytes())
+}

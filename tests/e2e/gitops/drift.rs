@@ -27,6 +27,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         trial("gitops::flux_drift_annotations", |env| {
             drift(env, Strategy::Annotations)
         }),
+        trial(
+            "gitops::flux_reports_a_rotated_chart_secret",
+            chart_secret_reverted,
+        ),
     ]
 }
 
@@ -39,7 +43,7 @@ const SECRET: &str = "app-credentials";
 /// kreload rolls the workload a second time). No kubelet runs here, so Helm must not wait
 /// for the Deployment to become Available.
 fn release(ns: &str) -> Value {
-    json!({
+    let mut hr = json!({
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
         "kind": "HelmRelease",
         "metadata": {"name": RELEASE, "namespace": ns},
@@ -52,12 +56,12 @@ fn release(ns: &str) -> Value {
             }},
             "install": {"disableWait": true},
             "upgrade": {"disableWait": true},
-            "driftDetection": {
-                "mode": "enabled",
-                "ignore": [{"paths": ["/data"], "target": {"kind": "Secret"}}],
-            },
+            "driftDetection": {"mode": "enabled"},
         },
-    })
+    });
+    hr["spec"]["driftDetection"]["ignore"] =
+        json!([{"paths": ["/data"], "target": {"kind": "Secret"}}]);
+    hr
 }
 
 /// kreload's value for the Secret under `strategy`, as a string to report.
@@ -115,19 +119,7 @@ async fn drift(env: Arc<Env>, strategy: Strategy) -> Result<()> {
     let after = get(&env.client, &ns, WorkloadKind::Deployment, DEPLOYMENT).await?;
     let generation_now = after["metadata"]["generation"].as_i64().unwrap_or_default();
     let value = kreload_value(strategy, &after);
-    let secret = crate::install::kubectl(
-        &env,
-        &[
-            "-n",
-            &ns,
-            "get",
-            "secret",
-            SECRET,
-            "-o",
-            "jsonpath={.data.password}",
-        ],
-        None,
-    )?;
+    let secret = secret_password(&env, &ns)?;
     let reasons = gitops.event_reasons(&env, RELEASE).await?;
     let drift_events = reasons.iter().filter(|r| r.contains("Drift")).count();
     let logged = gitops.drift_logged();
@@ -208,4 +200,89 @@ fn base64_eq(encoded: &str, plain: &str) -> bool {
     base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .is_ok_and(|b| b == plain.as_bytes())
+}
+
+/// Without the `ignore` rule for the Secret's data, the rotation is drift: helm-controller
+/// reports it (and tries to put the chart's value back, which would make kreload roll the
+/// workload a second time). This is why the README recommends the rule, or keeping a
+/// Secret that is rotated outside Git out of the chart.
+async fn chart_secret_reverted(env: Arc<Env>) -> Result<()> {
+    let name = "gitops-chart-secret";
+    let flags = ["--coalesce-window=1s"];
+    let inst = Instance::start(&env.client, &env.kreload_kubeconfig, name, name, &flags).await?;
+    let ns = namespace(&env.client, name, &inst.labels()).await?;
+    let gitops = Gitops::start(&env, &ns).await?;
+    let mut hr = release(&ns);
+    if let Some(spec) = hr["spec"]["driftDetection"].as_object_mut() {
+        spec.remove("ignore");
+    }
+    apply(&env, &hr.to_string(), false)?;
+    gitops.ready(&env, RELEASE).await?;
+    wait_indexed(&inst, 1).await?;
+    let gen0 = generation(&env, &ns).await?;
+    let rotated = data(&[("password", "rotated-outside-git")]);
+    update_source(&env.client, &ns, SourceKind::Secret, SECRET, &rotated).await?;
+    let strategy = Strategy::EnvVars;
+    wait_value(
+        &env,
+        &ns,
+        strategy,
+        &expected_hash(SourceKind::Secret, &rotated),
+    )
+    .await
+    .with_context(|| inst.log_tail())?;
+    gitops.reconcile(&env, RELEASE, "chart-secret-1").await?;
+    let password = secret_password(&env, &ns)?;
+    let reasons = gitops.event_reasons(&env, RELEASE).await?;
+    let rolled = generation(&env, &ns).await? - gen0;
+    let rs = super::replica_sets(&env, &ns).await?;
+    eprintln!(
+        "gitops chart Secret without ignore: after one Secret change and 1 reconciliation: \
+         events {reasons:?}, Secret reverted {}, rollouts {rolled} ({rs} ReplicaSets)",
+        base64_eq(&password, "from-git")
+    );
+    // Reported as drift on every reconciliation; v1.4.3 then fails to correct a Secret
+    // (DriftCorrectionFailed, "illegal base64 data"), so the rotation and kreload's one
+    // rollout stay, but the release is reported drifted until the rule is added.
+    ensure!(
+        reasons.iter().any(|r| r == "DriftDetected"),
+        "events: {reasons:?}"
+    );
+    Ok(())
+}
+
+async fn generation(env: &Env, ns: &str) -> Result<i64> {
+    let d = get(&env.client, ns, WorkloadKind::Deployment, DEPLOYMENT).await?;
+    Ok(d["metadata"]["generation"].as_i64().unwrap_or_default())
+}
+
+/// Waits until kreload's value for the Secret on the Deployment is `want`.
+async fn wait_value(env: &Env, ns: &str, strategy: Strategy, want: &str) -> Result<Value> {
+    let client = env.client.clone();
+    eventually(
+        "kreload to reload the Deployment",
+        Duration::from_secs(60),
+        || async {
+            let d = get(&client, ns, WorkloadKind::Deployment, DEPLOYMENT).await?;
+            Ok((kreload_value(strategy, &d).as_deref() == Some(want)).then_some(d))
+        },
+    )
+    .await
+}
+
+/// The Secret's `password`, base64-encoded as the API holds it.
+fn secret_password(env: &Env, ns: &str) -> Result<String> {
+    crate::install::kubectl(
+        env,
+        &[
+            "-n",
+            ns,
+            "get",
+            "secret",
+            SECRET,
+            "-o",
+            "jsonpath={.data.password}",
+        ],
+        None,
+    )
 }

@@ -132,7 +132,7 @@ async fn drift(env: Arc<Env>, strategy: Strategy) -> Result<()> {
         generation_now - gen0,
         match strategy {
             Strategy::EnvVars => "STAKATER_APP_CREDENTIALS_SECRET",
-            Strategy::Annotations => "last-reloaded-from record hash",
+            Strategy::Annotations => "reloader.stakater.com/last-reloaded-from hash",
         },
     );
     ensure!(gen1 == gen0 + 1, "the reload rolled {gen0} -> {gen1}");

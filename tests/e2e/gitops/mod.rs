@@ -136,17 +136,17 @@ pub fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == kind)
 }
 
-/// The hash of kreload's `last-reloaded-from` record on a Deployment's template, under
-/// whichever vocabulary kreload wrote it (exactly one of them).
+/// The hash of kreload's `last-reloaded-from` record on a Deployment's template: under
+/// `reloader.stakater.com/`, the vocabulary the test workloads opt in with, and none under
+/// `kreload.dev/`.
 pub fn record_hash(obj: &Value) -> Option<String> {
     use crate::support::workloads::last_reloaded;
     let kind = kreload::reload::model::WorkloadKind::Deployment;
-    let records: Vec<_> = ["kreload.dev", "reloader.stakater.com"]
-        .into_iter()
-        .filter_map(|p| last_reloaded(kind, obj, p))
-        .collect();
-    match records.as_slice() {
-        [one] => Some(one.hash.clone()),
+    match (
+        last_reloaded(kind, obj, "reloader.stakater.com"),
+        last_reloaded(kind, obj, "kreload.dev"),
+    ) {
+        (Some(record), None) => Some(record.hash),
         _ => None,
     }
 }

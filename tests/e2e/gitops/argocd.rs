@@ -8,16 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
-use kreload::reload::model::{SourceKind, SourceRef, Strategy, WorkloadKind};
-use serde_json::Value;
+use kreload::reload::model::{SourceKind, Strategy, WorkloadKind};
 
 use crate::install::kubectl;
 use crate::reload::wait_indexed;
-use crate::support::instance::Instance;
 use crate::support::workloads::{
-    self as w, create_source, data, expected_hash, get, reload_env, update_source,
+    self as w, create_source, data, expected_hash, get, update_source,
 };
-use crate::support::{Env, eventually, namespace, trial};
+use crate::support::{Env, eventually, trial};
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     vec![
@@ -58,26 +56,9 @@ spec:
             - secretRef: {name: web-credentials}
 "#;
 
-fn kreload_value(strategy: Strategy, obj: &Value) -> Option<String> {
-    let kind = WorkloadKind::Deployment;
-    match strategy {
-        Strategy::EnvVars => reload_env(
-            kind,
-            obj,
-            &SourceRef::new(SourceKind::Secret, "web-credentials"),
-        ),
-        Strategy::Annotations => crate::gitops::record_hash(obj),
-    }
-}
-
 async fn argocd(env: Arc<Env>, strategy: Strategy) -> Result<()> {
-    let mut flags = vec!["--coalesce-window=1s"];
-    if strategy == Strategy::Annotations {
-        flags.push("--reload-strategy=annotations");
-    }
     let name = format!("argocd-{strategy}");
-    let inst = Instance::start(&env.client, &env.kreload_kubeconfig, &name, &name, &flags).await?;
-    let ns = namespace(&env.client, &name, &inst.labels()).await?;
+    let (inst, ns) = super::kreload_for(&env, &name, strategy).await?;
     let secret = "web-credentials";
     create_source(
         &env.client,
@@ -101,7 +82,11 @@ async fn argocd(env: Arc<Env>, strategy: Strategy) -> Result<()> {
         Duration::from_secs(60),
         || async {
             let d = get(&client, &ns, WorkloadKind::Deployment, "web").await?;
-            Ok((kreload_value(strategy, &d).as_deref() == Some(want.as_str())).then_some(()))
+            Ok(
+                (super::kreload_value(strategy, &d, "web-credentials").as_deref()
+                    == Some(want.as_str()))
+                .then_some(()),
+            )
         },
     )
     .await
@@ -132,7 +117,7 @@ async fn argocd(env: Arc<Env>, strategy: Strategy) -> Result<()> {
         full.extend(args);
         kubectl(&env, &full, Some(MANIFEST))?;
         let d = get(&env.client, &ns, WorkloadKind::Deployment, "web").await?;
-        let value = kreload_value(strategy, &d);
+        let value = super::kreload_value(strategy, &d, "web-credentials");
         let rs = crate::gitops::replica_sets(&env, &ns).await?;
         eprintln!(
             "argocd {strategy}: after {how}: kreload's value {value:?}, {rs} ReplicaSets, \

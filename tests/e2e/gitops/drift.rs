@@ -8,16 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
-use kreload::reload::model::{SourceKind, SourceRef, Strategy, WorkloadKind};
+use kreload::reload::model::{SourceKind, Strategy, WorkloadKind};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::Gitops;
 use crate::install::apply;
 use crate::reload::wait_indexed;
-use crate::support::instance::Instance;
-use crate::support::workloads::{data, env_value, expected_hash, get, reload_env, update_source};
-use crate::support::{Env, eventually, namespace, trial};
+use crate::support::workloads::{data, env_value, expected_hash, get, update_source};
+use crate::support::{Env, eventually, trial};
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     vec![
@@ -64,23 +63,9 @@ fn release(ns: &str) -> Value {
     hr
 }
 
-/// kreload's value for the Secret under `strategy`, as a string to report.
-fn kreload_value(strategy: Strategy, obj: &Value) -> Option<String> {
-    let kind = WorkloadKind::Deployment;
-    match strategy {
-        Strategy::EnvVars => reload_env(kind, obj, &SourceRef::new(SourceKind::Secret, SECRET)),
-        Strategy::Annotations => crate::gitops::record_hash(obj),
-    }
-}
-
 async fn drift(env: Arc<Env>, strategy: Strategy) -> Result<()> {
-    let mut flags = vec!["--coalesce-window=1s"];
-    if strategy == Strategy::Annotations {
-        flags.push("--reload-strategy=annotations");
-    }
     let name = format!("gitops-{strategy}");
-    let inst = Instance::start(&env.client, &env.kreload_kubeconfig, &name, &name, &flags).await?;
-    let ns = namespace(&env.client, &name, &inst.labels()).await?;
+    let (inst, ns) = super::kreload_for(&env, &name, strategy).await?;
     let gitops = Gitops::start(&env, &ns).await?;
     apply(&env, &release(&ns).to_string(), false)?;
     gitops.ready(&env, RELEASE).await?;
@@ -102,7 +87,10 @@ async fn drift(env: Arc<Env>, strategy: Strategy) -> Result<()> {
         Duration::from_secs(60),
         || async {
             let d = get(&client, &ns, WorkloadKind::Deployment, DEPLOYMENT).await?;
-            Ok((kreload_value(strategy, &d).as_deref() == Some(want.as_str())).then_some(d))
+            Ok(
+                (super::kreload_value(strategy, &d, SECRET).as_deref() == Some(want.as_str()))
+                    .then_some(d),
+            )
         },
     )
     .await
@@ -118,7 +106,7 @@ async fn drift(env: Arc<Env>, strategy: Strategy) -> Result<()> {
     }
     let after = get(&env.client, &ns, WorkloadKind::Deployment, DEPLOYMENT).await?;
     let generation_now = after["metadata"]["generation"].as_i64().unwrap_or_default();
-    let value = kreload_value(strategy, &after);
+    let value = super::kreload_value(strategy, &after, SECRET);
     let secret = secret_password(&env, &ns)?;
     let reasons = gitops.event_reasons(&env, RELEASE).await?;
     let drift_events = reasons.iter().filter(|r| r.contains("Drift")).count();
@@ -189,7 +177,7 @@ async fn drift(env: Arc<Env>, strategy: Strategy) -> Result<()> {
         "MODE after drift correction: {mode:?}"
     );
     ensure!(
-        kreload_value(strategy, &reverted).as_deref() == Some(want.as_str()),
+        super::kreload_value(strategy, &reverted, SECRET).as_deref() == Some(want.as_str()),
         "the drift correction removed kreload's value"
     );
     Ok(())
@@ -207,10 +195,8 @@ fn base64_eq(encoded: &str, plain: &str) -> bool {
 /// workload a second time). This is why the README recommends the rule, or keeping a
 /// Secret that is rotated outside Git out of the chart.
 async fn chart_secret_reverted(env: Arc<Env>) -> Result<()> {
-    let name = "gitops-chart-secret";
-    let flags = ["--coalesce-window=1s"];
-    let inst = Instance::start(&env.client, &env.kreload_kubeconfig, name, name, &flags).await?;
-    let ns = namespace(&env.client, name, &inst.labels()).await?;
+    let strategy = Strategy::EnvVars;
+    let (inst, ns) = super::kreload_for(&env, "gitops-chart-secret", strategy).await?;
     let gitops = Gitops::start(&env, &ns).await?;
     let mut hr = release(&ns);
     if let Some(spec) = hr["spec"]["driftDetection"].as_object_mut() {
@@ -222,7 +208,6 @@ async fn chart_secret_reverted(env: Arc<Env>) -> Result<()> {
     let gen0 = generation(&env, &ns).await?;
     let rotated = data(&[("password", "rotated-outside-git")]);
     update_source(&env.client, &ns, SourceKind::Secret, SECRET, &rotated).await?;
-    let strategy = Strategy::EnvVars;
     wait_value(
         &env,
         &ns,
@@ -264,7 +249,7 @@ async fn wait_value(env: &Env, ns: &str, strategy: Strategy, want: &str) -> Resu
         Duration::from_secs(60),
         || async {
             let d = get(&client, ns, WorkloadKind::Deployment, DEPLOYMENT).await?;
-            Ok((kreload_value(strategy, &d).as_deref() == Some(want)).then_some(d))
+            Ok((super::kreload_value(strategy, &d, SECRET).as_deref() == Some(want)).then_some(d))
         },
     )
     .await

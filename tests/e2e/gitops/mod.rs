@@ -20,7 +20,9 @@ use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 
 use crate::install::{apply, crds};
+use crate::support::instance::Instance;
 use crate::support::{Env, eventually};
+use kreload::reload::model::{SourceKind, SourceRef, Strategy};
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     let mut t = Vec::new();
@@ -156,4 +158,30 @@ pub fn record_hash(obj: &Value) -> Option<String> {
 pub async fn replica_sets(env: &Env, ns: &str) -> Result<usize> {
     let api: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(env.client.clone(), ns);
     Ok(api.list(&ListParams::default()).await?.items.len())
+}
+
+/// kreload's value for Secret `secret` on a Deployment under `strategy`: its env var, or
+/// the hash in its `last-reloaded-from` record.
+pub fn kreload_value(strategy: Strategy, obj: &Value, secret: &str) -> Option<String> {
+    let kind = kreload::reload::model::WorkloadKind::Deployment;
+    match strategy {
+        Strategy::EnvVars => crate::support::workloads::reload_env(
+            kind,
+            obj,
+            &SourceRef::new(SourceKind::Secret, secret),
+        ),
+        Strategy::Annotations => record_hash(obj),
+    }
+}
+
+/// A kreload instance of the test's own under `strategy` and the namespace `name-<n>` it
+/// serves: its index then holds only that namespace's workloads.
+pub async fn kreload_for(env: &Env, name: &str, strategy: Strategy) -> Result<(Instance, String)> {
+    let mut flags = vec!["--coalesce-window=1s"];
+    if strategy == Strategy::Annotations {
+        flags.push("--reload-strategy=annotations");
+    }
+    let inst = Instance::start(&env.client, &env.kreload_kubeconfig, name, name, &flags).await?;
+    let ns = crate::support::namespace(&env.client, name, &inst.labels()).await?;
+    Ok((inst, ns))
 }

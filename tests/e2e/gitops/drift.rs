@@ -180,6 +180,38 @@ async fn drift(env: Arc<Env>, strategy: Strategy) -> Result<()> {
         super::kreload_value(strategy, &reverted, SECRET).as_deref() == Some(want.as_str()),
         "the drift correction removed kreload's value"
     );
+
+    // A change in Git: Helm upgrades the release. Its three-way merge keeps fields that
+    // neither manifest has, so kreload's mark stays, but it puts back the chart's value of
+    // every field the chart renders, the rotated Secret's data included (the drift
+    // detection's ignore rule does not apply to upgrades). kreload then follows the
+    // restored content, as it follows any change.
+    let values = json!({"spec": {"values": {"mode": "changed-in-git"}}});
+    gitops
+        .releases(&env)
+        .patch(RELEASE, &PatchParams::default(), &Patch::Merge(&values))
+        .await?;
+    gitops.ready(&env, RELEASE).await?;
+    let restored = expected_hash(SourceKind::Secret, &data(&[("password", "from-git")]));
+    let upgraded = wait_value(&env, &ns, strategy, &restored)
+        .await
+        .with_context(|| inst.log_tail())?;
+    let mode = env_value(WorkloadKind::Deployment, &upgraded, "MODE");
+    let secret = secret_password(&env, &ns)?;
+    eprintln!(
+        "gitops {strategy}: after a Helm upgrade from Git: MODE {mode:?}, Secret back to the \
+         chart's value {}, kreload's value {:?} (the restored content's hash)",
+        base64_eq(&secret, "from-git"),
+        super::kreload_value(strategy, &upgraded, SECRET),
+    );
+    ensure!(
+        mode.as_deref() == Some("changed-in-git"),
+        "MODE after the upgrade: {mode:?}"
+    );
+    ensure!(
+        base64_eq(&secret, "from-git"),
+        "the upgrade kept the rotated Secret"
+    );
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! kreload: its Secret rotated outside Git is reloaded once, and five forced reconciliations
 //! later Flux has reported no drift, reverted nothing of kreload's, and the workload has
 //! rolled exactly once. Then a chart-rendered field changed outside Git is reported and
-//! reverted, which shows the detection ran and the first part could fail.
+//! reverted, which shows the detection ran and the first part could fail; and a change in
+//! Git upgrades the release, which restores the chart's Secret (kreload follows it).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,11 +39,8 @@ async fn helm_lint(_env: Arc<Env>) -> Result<()> {
 /// Renderings and the namespaces their objects need.
 const RENDERS: &[(&str, &[&str])] = &[
     ("default", &[]),
-    // enableHA is accepted, not yet wired (no --enable-ha yet): the replicas are the user's.
-    (
-        "ha",
-        &["reloader.enableHA=true", "reloader.deployment.replicas=2"],
-    ),
+    // enableHA turns on leader election and runs at least two replicas.
+    ("ha", &["reloader.enableHA=true"]),
     (
         "namespaced",
         &[
@@ -80,8 +77,15 @@ async fn chart_dry_run(env: Arc<Env>) -> Result<()> {
     }
     // HA: two replicas, and the PodDisruptionBudget keeps one up.
     let ha = docs(&chart("kreload", "kreload-dry", RENDERS[1].1)?)?;
-    let replicas = &find(&ha, "Deployment", "kreload")?["spec"]["replicas"];
+    let deployment = find(&ha, "Deployment", "kreload")?;
+    let replicas = &deployment["spec"]["replicas"];
     ensure!(*replicas == 2, "HA: replicas {replicas}");
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    ensure!(
+        args.as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "--enable-ha=true")),
+        "HA: no --enable-ha in {args}"
+    );
     let pdb = &find(&ha, "PodDisruptionBudget", "kreload")?["spec"]["maxUnavailable"];
     ensure!(*pdb == 1, "HA: PodDisruptionBudget maxUnavailable {pdb}");
     let both = docs(&chart("kreload", "kreload-dry", RENDERS[3].1)?)?;

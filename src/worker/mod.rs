@@ -39,6 +39,17 @@ use apply::{Applied, Applier, Target};
 use confirm::Outcome;
 use limits::Limiter;
 
+/// One workload's reload, due now.
+#[derive(Clone, Copy)]
+pub struct Due<'a> {
+    pub namespace: &'a str,
+    pub id: &'a WorkloadId,
+    pub changes: &'a [Reload],
+    /// When the earliest of `changes` was admitted (for the latency in the log line and
+    /// Reloader's action latency); `None` for a reload the resync found.
+    pub admitted: Option<Instant>,
+}
+
 pub struct Worker {
     pub client: Client,
     pub queue: Arc<Queue>,
@@ -92,7 +103,13 @@ impl Worker {
                 .for_each_concurrent(self.concurrency, |(key, changes)| async move {
                     let (namespace, id) = &key;
                     tracing::info!(namespace, name = %id.name, "releasing held reload");
-                    if this.reload(namespace, id, &changes, None).await {
+                    let due = Due {
+                        namespace,
+                        id,
+                        changes: &changes,
+                        admitted: None,
+                    };
+                    if this.reload(due).await {
                         this.limiter.record(&key);
                     }
                 })
@@ -101,18 +118,17 @@ impl Worker {
     }
 
     /// Reloads one workload unless the storm limit holds it; returns whether it rolled.
-    /// `admitted`: when the earliest change was admitted (see [`Self::reload`]).
-    pub async fn reload_limited(
-        &self,
-        namespace: &str,
-        id: &WorkloadId,
-        changes: &[Reload],
-        admitted: Option<Instant>,
-    ) -> bool {
+    pub async fn reload_limited(&self, due: Due<'_>) -> bool {
+        let Due {
+            namespace,
+            id,
+            changes,
+            ..
+        } = due;
         let key = (namespace.to_owned(), id.clone());
         match self.limiter.admit(&key, changes) {
             Admit::Go => {
-                let rolled = self.reload(namespace, id, changes, admitted).await;
+                let rolled = self.reload(due).await;
                 if rolled {
                     self.limiter.record(&key);
                 }
@@ -176,7 +192,13 @@ impl Worker {
                     .filter_map(|c| admitted.get(&(namespace.clone(), c.source.clone())))
                     .min()
                     .copied();
-                if self.reload_limited(namespace, id, &changes, first).await
+                let due = Due {
+                    namespace,
+                    id,
+                    changes: &changes,
+                    admitted: first,
+                };
+                if self.reload_limited(due).await
                     && pausable.contains(&key)
                     && self.leadership.is_leader()
                 {
@@ -224,15 +246,13 @@ impl Worker {
     }
 
     /// Returns whether a patch was written (no storm check: see [`Self::reload_limited`]).
-    /// `admitted`: when the earliest of `changes` was admitted (for the latency in the log
-    /// line and Reloader's action latency).
-    async fn reload(
-        &self,
-        namespace: &str,
-        id: &WorkloadId,
-        changes: &[Reload],
-        admitted: Option<Instant>,
-    ) -> bool {
+    async fn reload(&self, due: Due<'_>) -> bool {
+        let Due {
+            namespace,
+            id,
+            changes,
+            admitted,
+        } = due;
         let span =
             tracing::info_span!("reload", workload.kind = %id.kind, namespace, name = %id.name);
         let started = std::time::Instant::now();
@@ -348,7 +368,12 @@ impl Reloads for Worker {
         id: &'a WorkloadId,
         changes: &'a [Reload],
     ) -> futures::future::BoxFuture<'a, bool> {
-        Box::pin(self.reload_limited(namespace, id, changes, None))
+        Box::pin(self.reload_limited(Due {
+            namespace,
+            id,
+            changes,
+            admitted: None,
+        }))
     }
 
     fn throttle(&self) -> futures::future::BoxFuture<'_, ()> {

@@ -321,53 +321,6 @@ async fn reviews_beyond_the_in_flight_limit_wait_for_a_slot() {
     }
 }
 
-/// A writer the test reads back.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test]
-async fn request_fields_with_newlines_and_escapes_cannot_forge_log_lines() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
-    // Other tests set and drop their own subscribers on other threads; recompute the
-    // callsites' interest now, or one cached while none was set can hide these events.
-    tracing::callsite::rebuild_interest_cache();
-    let forged = "x\n2026-01-01T00:00:00Z  INFO forged: all good\u{1b}[2J";
-    let f = fixture(DEFAULT_BODY_LIMIT);
-    for fixture in [CONFIGMAP_UPDATE, SECRET_UNREADABLE] {
-        let mut review: Value = serde_json::from_str(fixture).expect("fixture");
-        review["request"]["uid"] = forged.into();
-        review["request"]["name"] = forged.into();
-        let body = review.to_string();
-        let (status, _) = call(&f.router, "POST", "/validate/sources", &body).await;
-        assert_eq!(status, StatusCode::OK);
-    }
-    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    assert!(text.contains("forged"), "the fields were logged: {text}");
-    assert!(!text.contains('\u{1b}'), "{text}");
-    assert!(
-        text.lines()
-            .all(|line| !line.starts_with("2026-01-01T00:00:00Z")),
-        "{text}"
-    );
-}
-
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx_or_an_allowed_answer_never_a_denial() {
     let f = fixture(DEFAULT_BODY_LIMIT);

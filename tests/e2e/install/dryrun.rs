@@ -56,6 +56,43 @@ const RENDERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("mutating", &["kreload.sourcesWebhookKind=Mutating"]),
+    // Reloader's values that map to flags and environment of kreload's own.
+    (
+        "reloader-values",
+        &[
+            "reloader.isArgoRollouts=true",
+            "reloader.syncAfterRestart=true",
+            "reloader.webhookUrl=http://hooks.example/reload",
+            "reloader.enableMetricsByNamespace=true",
+            "reloader.custom_annotations.configmap=example.com/cm",
+            "reloader.custom_annotations.secret=example.com/secret",
+            "reloader.custom_annotations.auto=example.com/auto",
+            "reloader.custom_annotations.secret_auto=example.com/secret-auto",
+            "reloader.custom_annotations.configmap_auto=example.com/cm-auto",
+            "reloader.custom_annotations.search=example.com/search",
+            "reloader.custom_annotations.match=example.com/match",
+            "reloader.custom_annotations.ignore=example.com/ignore",
+            "reloader.custom_annotations.pausePeriod=example.com/pause-period",
+            "reloader.custom_annotations.pauseTime=example.com/paused-at",
+        ],
+    ),
+];
+
+/// What the `reloader-values` rendering must pass to `kreload serve`.
+const RELOADER_VALUE_ARGS: &[&str] = &[
+    "--is-Argo-Rollouts=true",
+    "--sync-after-restart=true",
+    "--webhook-url=http://hooks.example/reload",
+    "--configmap-annotation=example.com/cm",
+    "--secret-annotation=example.com/secret",
+    "--auto-annotation=example.com/auto",
+    "--secret-auto-annotation=example.com/secret-auto",
+    "--configmap-auto-annotation=example.com/cm-auto",
+    "--auto-search-annotation=example.com/search",
+    "--search-match-annotation=example.com/match",
+    "--ignore-annotation=example.com/ignore",
+    "--pause-deployment-annotation=example.com/pause-period",
+    "--pause-deployment-time-annotation=example.com/paused-at",
 ];
 
 async fn chart_dry_run(env: Arc<Env>) -> Result<()> {
@@ -100,6 +137,43 @@ async fn chart_dry_run(env: Arc<Env>) -> Result<()> {
         namespaced.iter().all(|d| d["kind"] != "ClusterRole"),
         "namespaced mode rendered a ClusterRole"
     );
+    reloader_values_reach_kreload()
+}
+
+/// Each Reloader value the chart maps renders its flag or variable, and `kreload serve`
+/// parses the rendered command line.
+fn reloader_values_reach_kreload() -> Result<()> {
+    let (_, sets) = RENDERS
+        .iter()
+        .find(|(name, _)| *name == "reloader-values")
+        .context("no reloader-values rendering")?;
+    let rendered = docs(&chart("kreload", "kreload-dry", sets)?)?;
+    let container =
+        &find(&rendered, "Deployment", "kreload")?["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for want in RELOADER_VALUE_ARGS {
+        ensure!(
+            args.contains(want),
+            "reloader values: no {want} in {args:?}"
+        );
+    }
+    let env = &container["env"];
+    ensure!(
+        env.as_array().is_some_and(|e| e
+            .iter()
+            .any(|v| { v["name"] == "METRICS_COUNT_BY_NAMESPACE" && v["value"] == "enabled" })),
+        "reloader.enableMetricsByNamespace: no METRICS_COUNT_BY_NAMESPACE=enabled in {env}"
+    );
+    // The rendered command line is one kreload accepts (`serve` parses it and stops at
+    // --help before connecting anywhere).
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kreload"));
+    cmd.args(&args).arg("--help");
+    tools::run(&mut cmd, None).context("kreload refused the chart's command line")?;
     Ok(())
 }
 

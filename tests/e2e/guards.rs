@@ -17,6 +17,7 @@ use serde_json::json;
 use crate::reload::{env_instance, wait_indexed};
 use crate::support::instance::Instance;
 use crate::support::recorder::Recorder;
+use crate::support::workloads::update_configmap;
 use crate::support::workloads::{
     self as w, Form, configmap, create, create_source, data, expected_hash, generation, get,
     reload_env, update_source, update_source_with,
@@ -57,37 +58,18 @@ async fn stored_then_rejected(env: Arc<Env>) -> Result<()> {
         "the webhook to reject bad data",
         Duration::from_secs(30),
         || async {
-            let rejected = update_source(
-                &client,
-                &ns,
-                SourceKind::ConfigMap,
-                "probe",
-                &data(&[("k", "bad")]),
-            )
-            .await
-            .is_err();
+            let rejected = update_configmap(&client, &ns, "probe", &[("k", "bad")])
+                .await
+                .is_err();
             Ok(rejected.then_some(()))
         },
     )
     .await?;
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "settings", &[("k", "2")]).await?;
     ensure!(
-        update_source(
-            &client,
-            &ns,
-            SourceKind::ConfigMap,
-            "settings",
-            &data(&[("k", "bad")])
-        )
-        .await
-        .is_err(),
+        update_configmap(&client, &ns, "settings", &[("k", "bad")])
+            .await
+            .is_err(),
         "the bad write was stored"
     );
     let want = expected_hash(SourceKind::ConfigMap, &data(&[("k", "2")]));
@@ -153,14 +135,7 @@ pub async fn sentinel(
     control: &str,
     round: &str,
 ) -> Result<()> {
-    update_source(
-        client,
-        ns,
-        SourceKind::ConfigMap,
-        control,
-        &data(&[("round", round)]),
-    )
-    .await?;
+    update_configmap(client, ns, control, &[("round", round)]).await?;
     let live = Api::<ConfigMap>::namespaced(client.clone(), ns)
         .get(control)
         .await?;

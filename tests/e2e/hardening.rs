@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::reload::{env_instance, wait_indexed};
 use crate::support::workloads::{self as w, create, create_source, data, get, reload_env};
+use crate::support::workloads::{configmap, secret};
 use crate::support::{Env, eventually, namespace, trial};
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
@@ -109,14 +110,7 @@ async fn events_name_each_reload_source(env: std::sync::Arc<Env>) -> Result<()> 
     );
     w::update_source(&client, &ns, SourceKind::Secret, "a", &data(&[("k", "2")])).await?;
     wait_reloaded(&client, &ns, "web", &a, &[("k", "2")]).await?;
-    w::update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "b",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    w::update_configmap(&client, &ns, "b", &[("k", "2")]).await?;
     wait_reloaded(&client, &ns, "web", &b, &[("k", "2")]).await?;
     let notes = eventually("both Reloaded events", Duration::from_secs(30), || async {
         let notes = reloaded_notes(&client, &ns, "web").await?;
@@ -147,26 +141,10 @@ async fn secret_values_never_leave(env: std::sync::Arc<Env>) -> Result<()> {
         "kreload-canary-7d1e6c0a-second",
         "kreload-canary-7d1e6c0a-third",
     ];
-    create_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "cfg",
-        &data(&[("k", "1")]),
-        &[],
-    )
-    .await?;
+    configmap(&client, &ns, "cfg", &[("k", "1")]).await?;
     // CREATE of a referenced Secret (admission with --reload-on-create), then the workload
     // (the mutation reads the Secret live), then UPDATEs (admission, confirm, patch).
-    create_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "creds",
-        &data(&[("password", values[0])]),
-        &[],
-    )
-    .await?;
+    secret(&client, &ns, "creds", &[("password", values[0])]).await?;
     create(&client, &ns, &app("web", "cfg", "creds")).await?;
     wait_indexed(&inst, 1).await?;
     let creds = SourceRef {
@@ -252,14 +230,7 @@ async fn client_certificates_admit_only_the_api_server(env: std::sync::Arc<Env>)
         kind: SourceKind::ConfigMap,
         name: "b".into(),
     };
-    w::update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "b",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    w::update_configmap(&client, &ns, "b", &[("k", "2")]).await?;
     wait_reloaded(&client, &ns, "web", &b, &[("k", "2")]).await?;
     let answered = inst
         .metric("kreload_admission_requests_total", &["sources"])

@@ -17,8 +17,9 @@ use serde_json::{Value, json};
 
 use crate::reload::wait_indexed;
 use crate::support::instance::Instance;
+use crate::support::workloads::update_configmap;
 use crate::support::workloads::{
-    self as w, Form, configmap, create, data, expected_hash, get, reload_env, update_source,
+    self as w, Form, configmap, create, data, expected_hash, get, reload_env,
 };
 use crate::support::{Env, eventually, namespace, trial};
 
@@ -146,14 +147,7 @@ async fn changes_join_the_paused_rollout(env: Arc<Env>) -> Result<()> {
     // Paused by hand: no paused-at, so never kreload's to resume.
     set_paused(&client, &ns, "manual", true).await?;
 
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "settings", &[("k", "2")]).await?;
     let web = wait_reloaded(&client, &ns, "web", &[("k", "2")])
         .await
         .with_context(|| inst.log_tail())?;
@@ -162,14 +156,7 @@ async fn changes_join_the_paused_rollout(env: Arc<Env>) -> Result<()> {
     let until = started + jiff::SignedDuration::from_secs(period);
 
     // A second change inside the window lands in the paused template.
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "3")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "settings", &[("k", "3")]).await?;
     let web = wait_reloaded(&client, &ns, "web", &[("k", "3")]).await?;
     ensure!(
         Timestamp::now() < until,
@@ -273,14 +260,7 @@ async fn restarted_kreload_resumes(env: Arc<Env>) -> Result<()> {
     // The index counts every workload here; the first ReplicaSet takes longer than the
     // watch event that indexes web.
     wait_replica_sets(&client, &ns, "web", 1).await?;
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "settings", &[("k", "2")]).await?;
     let web = wait_reloaded(&client, &ns, "web", &[("k", "2")])
         .await
         .with_context(|| first.log_tail())?;

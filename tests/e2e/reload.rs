@@ -11,10 +11,12 @@ use kreload::reload::model::{SourceKind, SourceRef, Strategy, WorkloadKind};
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
+use crate::support::workloads::secret;
 use crate::support::workloads::{
     self as w, FORMS, Form, KINDS, configmap, create, create_source, data, expected_hash, get,
     last_reloaded, reload_env, update_source,
 };
+use crate::support::workloads::{update_configmap, update_secret};
 use crate::support::{Env, eventually, namespace, trial};
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
@@ -247,14 +249,7 @@ async fn real_rollouts_per_kind(env: Arc<Env>) -> Result<()> {
         .status
         .and_then(|s| s.update_revision);
     wait_indexed(&inst, 4).await?;
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "shared",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "shared", &[("k", "2")]).await?;
     eventually(
         "a second ReplicaSet and new revisions",
         Duration::from_secs(60),
@@ -300,15 +295,7 @@ async fn values_equal_reloaders(env: Arc<Env>) -> Result<()> {
         let inst = env.kreload(profile, flags).await?;
         let ns = namespace(&client, &format!("compat-{profile}"), &inst.labels()).await?;
         configmap(&client, &ns, "my-app.config", &[("mode", "green")]).await?;
-        create_source(
-            &client,
-            &ns,
-            SourceKind::Secret,
-            "db-credentials",
-            &data(&[("user", "root")]),
-            &[],
-        )
-        .await?;
+        secret(&client, &ns, "db-credentials", &[("user", "root")]).await?;
         let cm_spec = w::pod_spec(Form::EnvFrom, SourceKind::ConfigMap, "my-app.config");
         let secret_spec = w::pod_spec(Form::Volume, SourceKind::Secret, "db-credentials");
         let cm_web = w::workload(
@@ -328,20 +315,18 @@ async fn values_equal_reloaders(env: Arc<Env>) -> Result<()> {
         create(&client, &ns, &cm_web).await?;
         create(&client, &ns, &secret_web).await?;
         wait_indexed(&inst, 2).await?;
-        update_source(
+        update_configmap(
             &client,
             &ns,
-            SourceKind::ConfigMap,
             "my-app.config",
-            &data(&[("mode", "blue"), ("replicas", "3")]),
+            &[("mode", "blue"), ("replicas", "3")],
         )
         .await?;
-        update_source(
+        update_secret(
             &client,
             &ns,
-            SourceKind::Secret,
             "db-credentials",
-            &data(&[("user", "admin"), ("password", "s3cr3t")]),
+            &[("user", "admin"), ("password", "s3cr3t")],
         )
         .await?;
         let d = WorkloadKind::Deployment;
@@ -405,15 +390,7 @@ async fn job_is_recreated(env: Arc<Env>) -> Result<()> {
     let inst = env_instance(&env).await?;
     let client = env.client.clone();
     let ns = namespace(&client, "job", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "token",
-        &data(&[("t", "1")]),
-        &[],
-    )
-    .await?;
+    secret(&client, &ns, "token", &[("t", "1")]).await?;
     let job = w::workload(
         WorkloadKind::Job,
         "migrate",
@@ -424,14 +401,7 @@ async fn job_is_recreated(env: Arc<Env>) -> Result<()> {
     create(&client, &ns, &job).await?;
     let before = get(&client, &ns, WorkloadKind::Job, "migrate").await?;
     wait_indexed(&inst, 1).await?;
-    update_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "token",
-        &data(&[("t", "2")]),
-    )
-    .await?;
+    update_secret(&client, &ns, "token", &[("t", "2")]).await?;
     let source = SourceRef {
         kind: SourceKind::Secret,
         name: "token".into(),

@@ -14,8 +14,9 @@ use serde_json::json;
 
 use crate::reload::wait_indexed;
 use crate::support::instance::Instance;
+use crate::support::workloads::update_configmap;
 use crate::support::workloads::{
-    self as w, Form, configmap, create, data, expected_hash, get, reload_env, update_source,
+    self as w, Form, configmap, create, data, expected_hash, get, reload_env,
 };
 use crate::support::{Env, eventually, namespace, trial};
 
@@ -104,14 +105,7 @@ async fn both_rollout_strategies(env: Arc<Env>) -> Result<()> {
     );
     wait_indexed(&inst, 2).await?;
     let restarted_template = w::template(R, &get(&client, &ns, R, "restarted").await?);
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "settings", &[("k", "2")]).await?;
     let source = SourceRef {
         kind: SourceKind::ConfigMap,
         name: "settings".into(),

@@ -20,9 +20,9 @@ use super::gen_of;
 use crate::guards::D;
 use crate::reload::wait_indexed;
 use crate::support::instance::Instance;
-use crate::support::workloads::{
-    self as w, Form, create, create_source, data, expected_hash, get, reload_env, update_source,
-};
+use crate::support::workloads::secret;
+use crate::support::workloads::update_secret;
+use crate::support::workloads::{self as w, Form, create, data, expected_hash, get, reload_env};
 use crate::support::{Env, eventually, namespace};
 
 const MAX: i64 = 3;
@@ -37,15 +37,7 @@ pub async fn flapping_secret(env: Arc<Env>) -> Result<()> {
     ];
     let inst = Instance::start(&client, &env.kreload_kubeconfig, "storm", "storm", &flags).await?;
     let ns = namespace(&client, "storm", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "tls",
-        &data(&[("crt", "0")]),
-        &[],
-    )
-    .await?;
+    secret(&client, &ns, "tls", &[("crt", "0")]).await?;
     let spec = w::pod_spec(Form::Volume, SourceKind::Secret, "tls");
     let annotations = json!({"reloader.stakater.com/auto": "true"});
     create(
@@ -59,14 +51,7 @@ pub async fn flapping_secret(env: Arc<Env>) -> Result<()> {
     let mut last = 0;
     for i in 1..=20 {
         let v = i.to_string();
-        update_source(
-            &client,
-            &ns,
-            SourceKind::Secret,
-            "tls",
-            &data(&[("crt", &v)]),
-        )
-        .await?;
+        update_secret(&client, &ns, "tls", &[("crt", &v)]).await?;
         last = i;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -153,14 +153,7 @@ pub async fn install(env: &Arc<Env>, name: &str, apps: &str, sets: &[&str]) -> R
             let client = env.client.clone();
             let served = &served;
             async move {
-                w::update_source(
-                    &client,
-                    apps,
-                    SourceKind::ConfigMap,
-                    "canary",
-                    &data(&[("n", &n.to_string())]),
-                )
-                .await?;
+                w::update_configmap(&client, apps, "canary", &[("n", &n.to_string())]).await?;
                 let answered = served
                     .metric(
                         "kreload_admission_requests_total",
@@ -235,14 +228,7 @@ async fn issued_and_called(env: Arc<Env>) -> Result<()> {
         },
     )
     .await?;
-    w::update_source(
-        &client,
-        ns,
-        SourceKind::ConfigMap,
-        "app-config",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    w::update_configmap(&client, ns, "app-config", &[("k", "2")]).await?;
     let source = SourceRef {
         kind: SourceKind::ConfigMap,
         name: "app-config".into(),

@@ -90,14 +90,7 @@ async fn without_patch(env: Arc<Env>) -> Result<()> {
     .await?;
     crate::reload::wait_indexed(&inst, 2).await?;
     let before = w::template(d, &get(&client, &ns, d, "web").await?);
-    w::update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    w::update_configmap(&client, &ns, "settings", &[("k", "2")]).await?;
     let source = SourceRef {
         kind: SourceKind::ConfigMap,
         name: "settings".into(),

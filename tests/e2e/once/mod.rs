@@ -14,10 +14,12 @@ use serde_json::json;
 use crate::guards::{D, auto, cm, deployment, sentinel};
 use crate::reload::{env_instance, wait_indexed};
 use crate::support::instance::Instance;
+use crate::support::workloads::secret;
 use crate::support::workloads::{
     self as w, Form, configmap, create, create_source, data, expected_hash, generation, get,
     reload_env, update_source,
 };
+use crate::support::workloads::{update_configmap, update_secret};
 use crate::support::{Env, eventually, namespace, trial};
 
 mod stopping;
@@ -65,15 +67,7 @@ async fn burst_in_window_rolls_once(env: Arc<Env>) -> Result<()> {
     let inst = env_instance(&env).await?;
     let client = env.client.clone();
     let ns = namespace(&client, "burst", &inst.labels()).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "rotating",
-        &data(&[("key", "v0")]),
-        &[],
-    )
-    .await?;
+    secret(&client, &ns, "rotating", &[("key", "v0")]).await?;
     configmap(&client, &ns, "control", &[("round", "0")]).await?;
     create(
         &client,
@@ -97,14 +91,7 @@ async fn burst_in_window_rolls_once(env: Arc<Env>) -> Result<()> {
     // Three writes well inside the 2 s window.
     let started = Instant::now();
     for v in ["v1", "v2", "v3"] {
-        update_source(
-            &client,
-            &ns,
-            SourceKind::Secret,
-            "rotating",
-            &data(&[("key", v)]),
-        )
-        .await?;
+        update_secret(&client, &ns, "rotating", &[("key", v)]).await?;
     }
     eprintln!("guards: three secret updates took {:?}", started.elapsed());
     let secret = SourceRef {
@@ -162,14 +149,7 @@ async fn two_replicas_roll_once(env: Arc<Env>) -> Result<()> {
     wait_indexed(&a, 1).await?;
     wait_indexed(&b, 1).await?;
     let g0 = generation(&get(&client, &ns, D, "web").await?);
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "settings", &[("k", "2")]).await?;
     // Both replicas are called by the API server and both act; wait until each has
     // handled the workload once.
     let (reloaded, already) = eventually(
@@ -219,14 +199,7 @@ async fn back_to_same_content(env: Arc<Env>) -> Result<()> {
     wait_indexed(&inst, 2).await?;
     let g0 = generation(&created);
     // A → B → A inside one window: the pods already run with A.
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "flip",
-        &data(&[("k", "B")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "flip", &[("k", "B")]).await?;
     update_source(&client, &ns, SourceKind::ConfigMap, "flip", &a).await?;
     sentinel(&inst, &client, &ns, "control", "1").await?;
     let obj = get(&client, &ns, D, "web").await?;
@@ -236,14 +209,7 @@ async fn back_to_same_content(env: Arc<Env>) -> Result<()> {
     );
     // And the same hash applied twice: B, wait for the reload, then B again via a
     // write that changes nothing else — no second rollout.
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "flip",
-        &data(&[("k", "B")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "flip", &[("k", "B")]).await?;
     let want = expected_hash(SourceKind::ConfigMap, &data(&[("k", "B")]));
     eventually("the reload to B", Duration::from_secs(60), || async {
         Ok(
@@ -254,22 +220,8 @@ async fn back_to_same_content(env: Arc<Env>) -> Result<()> {
     .await?;
     let g1 = generation(&get(&client, &ns, D, "web").await?);
     ensure!(g1 == g0 + 1);
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "flip",
-        &data(&[("k", "C")]),
-    )
-    .await?;
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "flip",
-        &data(&[("k", "B")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "flip", &[("k", "C")]).await?;
+    update_configmap(&client, &ns, "flip", &[("k", "B")]).await?;
     sentinel(&inst, &client, &ns, "control", "2").await?;
     ensure!(
         generation(&get(&client, &ns, D, "web").await?) == g1,
@@ -299,14 +251,7 @@ async fn reapply_with_replace(env: Arc<Env>) -> Result<()> {
         );
         create(&client, &ns, &manifest).await?;
         wait_indexed(&inst, 1).await?;
-        update_source(
-            &client,
-            &ns,
-            SourceKind::ConfigMap,
-            "settings",
-            &data(&[("k", "2")]),
-        )
-        .await?;
+        update_configmap(&client, &ns, "settings", &[("k", "2")]).await?;
         eventually("the reload", Duration::from_secs(60), || async {
             let obj = get(&client, &ns, D, "web").await?;
             let done = match profile {

@@ -10,9 +10,9 @@ use kreload::reload::model::SourceKind;
 use crate::guards::{D, auto, cm, deployment};
 use crate::reload::wait_indexed;
 use crate::support::instance::Instance;
-use crate::support::workloads::{
-    configmap, create_source, data, expected_hash, get, reload_env, update_source,
-};
+use crate::support::workloads::secret;
+use crate::support::workloads::{configmap, data, expected_hash, get, reload_env};
+use crate::support::workloads::{update_configmap, update_secret};
 use crate::support::{Env, namespace};
 
 /// With kreload stopped, ConfigMap, Secret and workload writes go through at once: the
@@ -29,39 +29,19 @@ pub async fn writes_succeed_while_down(env: Arc<Env>) -> Result<()> {
     .await?;
     let ns = namespace(&client, "down", &inst.labels()).await?;
     configmap(&client, &ns, "settings", &[("k", "1")]).await?;
-    create_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "token",
-        &data(&[("t", "1")]),
-        &[],
-    )
-    .await?;
+    secret(&client, &ns, "token", &[("t", "1")]).await?;
     inst.stop();
     // The webhook timeout is 3 s; a write that waited for it would take at least that.
     let timeout = Duration::from_secs(3);
     let started = Instant::now();
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "2")]),
-    )
-    .await
-    .context("configmap update")?;
+    update_configmap(&client, &ns, "settings", &[("k", "2")])
+        .await
+        .context("configmap update")?;
     let cm_took = started.elapsed();
     let started = Instant::now();
-    update_source(
-        &client,
-        &ns,
-        SourceKind::Secret,
-        "token",
-        &data(&[("t", "2")]),
-    )
-    .await
-    .context("secret update")?;
+    update_secret(&client, &ns, "token", &[("t", "2")])
+        .await
+        .context("secret update")?;
     let secret_took = started.elapsed();
     let started = Instant::now();
     deployment(&client, &ns, "web", auto(), "settings")
@@ -95,14 +75,7 @@ pub async fn sigterm_drains(env: Arc<Env>) -> Result<()> {
     configmap(&client, &ns, "settings", &[("k", "1")]).await?;
     deployment(&client, &ns, "web", auto(), "settings").await?;
     wait_indexed(&inst, 1).await?;
-    update_source(
-        &client,
-        &ns,
-        SourceKind::ConfigMap,
-        "settings",
-        &data(&[("k", "2")]),
-    )
-    .await?;
+    update_configmap(&client, &ns, "settings", &[("k", "2")]).await?;
     // The change waits in a 60 s window; stop kreload long before it closes.
     let code = inst.terminate(Duration::from_secs(20)).await?;
     ensure!(

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::receiver::{Proxy, Received, Receiver};
 use crate::reload::wait_indexed;
 use crate::support::instance::{Extra, Instance};
+use crate::support::workloads::update_configmap;
 use crate::support::workloads::{
     self as w, Form, configmap, create, data, expected_hash, get, reload_env, update_source,
 };
@@ -148,14 +149,7 @@ pub async fn webhook_url_posts_instead_of_reloading(env: Arc<Env>) -> Result<()>
     let receiver = Receiver::start(false).await?;
     let url = receiver.url("/hook");
     let (_inst, ns) = setup(&env, "webhook-url", &["--webhook-url", url.as_str()], &[]).await?;
-    update_source(
-        &env.client,
-        &ns,
-        SourceKind::ConfigMap,
-        "cfg",
-        &data(&[("k", "1")]),
-    )
-    .await?;
+    update_configmap(&env.client, &ns, "cfg", &[("k", "1")]).await?;
     let got = received(&receiver, 1).await?;
     ensure!(
         got[0].body == r#"{"webhook":"update successful"}"#

@@ -170,21 +170,8 @@ pub async fn named_namespace(
     name: &str,
     labels: &[(&str, &str)],
 ) -> Result<()> {
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            ),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
     match Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
+        .create(&PostParams::default(), &namespace_object(name, labels))
         .await
     {
         Ok(_) => Ok(()),
@@ -202,9 +189,17 @@ pub async fn namespace(
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = format!("{base}-{n}");
-    let ns = Namespace {
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace_object(&name, labels))
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    Ok(name)
+}
+
+fn namespace_object(name: &str, labels: &[(&str, &str)]) -> Namespace {
+    Namespace {
         metadata: ObjectMeta {
-            name: Some(name.clone()),
+            name: Some(name.to_owned()),
             labels: Some(
                 labels
                     .iter()
@@ -214,12 +209,7 @@ pub async fn namespace(
             ..Default::default()
         },
         ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .with_context(|| format!("creating namespace {name}"))?;
-    Ok(name)
+    }
 }
 
 /// Polls `check` until it returns `Some`, failing with `what` after `timeout`.

@@ -256,6 +256,16 @@ pub async fn configmap(
     create_source(client, ns, SourceKind::ConfigMap, name, &data(entries), &[]).await
 }
 
+/// Creates a Secret with these entries (given in plain text).
+pub async fn secret(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    entries: &[(&str, &str)],
+) -> Result<()> {
+    create_source(client, ns, SourceKind::Secret, name, &data(entries), &[]).await
+}
+
 /// Replaces the data of a ConfigMap or Secret (a merge patch of `data`, with removed keys
 /// set to null).
 pub async fn update_source(
@@ -266,6 +276,26 @@ pub async fn update_source(
     data: &BTreeMap<String, String>,
 ) -> Result<()> {
     update_source_with(client, ns, kind, name, data, &PatchParams::default()).await
+}
+
+/// Sets a ConfigMap's data to `pairs` (merge patch), the most common step of these tests.
+pub async fn update_configmap(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    pairs: &[(&str, &str)],
+) -> Result<()> {
+    update_source(client, ns, SourceKind::ConfigMap, name, &data(pairs)).await
+}
+
+/// Sets a Secret's data to `pairs` (given in plain text, stored base64-encoded).
+pub async fn update_secret(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    pairs: &[(&str, &str)],
+) -> Result<()> {
+    update_source(client, ns, SourceKind::Secret, name, &data(pairs)).await
 }
 
 pub async fn update_source_with(

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, ensure};
 use kreload::reload::model::{SourceKind, SourceRef, WorkloadKind};
 use serde_json::json;
 
@@ -90,9 +90,13 @@ pub async fn alerts_reach_each_sink(env: Arc<Env>) -> Result<()> {
         if sink == "slack" {
             envs.push(("ALERT_WEBHOOK_PROXY", proxy_url.as_str()));
         }
-        let (_inst, ns) = setup(&env, &format!("alert-{sink}"), &[], &envs).await?;
-        change_and_reload(&env, &ns, "1").await?;
-        let got = received(&receiver, 1).await?;
+        let (inst, ns) = setup(&env, &format!("alert-{sink}"), &[], &envs).await?;
+        change_and_reload(&env, &ns, "1")
+            .await
+            .with_context(|| inst.log_tail())?;
+        let got = received(&receiver, 1)
+            .await
+            .with_context(|| inst.log_tail())?;
         let text = format!(
             "cluster-e2e : kreload detected changes in *cfg* of type *CONFIGMAP* in namespace *{ns}*. Hence reloaded *web* of type *Deployment* in namespace *{ns}*"
         );
@@ -148,9 +152,12 @@ pub async fn a_stuck_sink_never_delays_a_reload(env: Arc<Env>) -> Result<()> {
 pub async fn webhook_url_posts_instead_of_reloading(env: Arc<Env>) -> Result<()> {
     let receiver = Receiver::start(false).await?;
     let url = receiver.url("/hook");
-    let (_inst, ns) = setup(&env, "webhook-url", &["--webhook-url", url.as_str()], &[]).await?;
+    let (inst, ns) = setup(&env, "webhook-url", &["--webhook-url", url.as_str()], &[]).await?;
     update_configmap(&env.client, &ns, "cfg", &[("k", "1")]).await?;
-    let got = received(&receiver, 1).await?;
+    // The kreload log says where a lost post went (never confirmed, dropped, refused).
+    let got = received(&receiver, 1)
+        .await
+        .with_context(|| inst.log_tail())?;
     ensure!(
         got[0].body == r#"{"webhook":"update successful"}"#
             && got[0].content_type == "application/json",

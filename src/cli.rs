@@ -205,8 +205,8 @@ pub struct ReloaderArgs {
     /// for a suspended CronJob). Off: only the template changes, for the next run.
     #[arg(long, env = "KRELOAD_CRONJOB_CREATE_JOB", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub cronjob_create_job: bool,
-    /// Reloader's `--enable-csi-integration`: accepted; CSI Secrets Store sources are not
-    /// supported yet, and kreload says so at start.
+    /// Reloader's `--enable-csi-integration`: reload on CSI Secrets Store rotations
+    /// (SecretProviderClassPodStatus updates) of the SecretProviderClasses workloads mount.
     #[arg(long, env = "KRELOAD_ENABLE_CSI_INTEGRATION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub enable_csi_integration: bool,
     /// Reloader's `--enable-pprof`: accepted; kreload has no Go profiler to serve.

@@ -13,7 +13,7 @@ use crate::loops::resync::ResyncConfig;
 use crate::notify::sinks::Sink;
 use crate::notify::{Alerts, Settings};
 use crate::reload::keys::Vocabulary;
-use crate::reload::model::{Strategy, WorkloadKind};
+use crate::reload::model::{SourceKind, Strategy, WorkloadKind};
 use crate::reload::rules::RuleOptions;
 use crate::reload::storm::Limits;
 use crate::scope::selector::{Selector, SelectorError};
@@ -185,13 +185,20 @@ fn ignored_workload_kinds(args: &ServeArgs) -> BTreeSet<WorkloadKind> {
     kinds
 }
 
+/// `--resources-to-ignore`, and SecretProviderClasses unless `--enable-csi-integration`
+/// (Reloader runs its SecretProviderClassPodStatus controller only then).
+fn ignored_source_kinds(args: &ServeArgs) -> HashSet<SourceKind> {
+    let mut kinds: HashSet<_> = args.resources_to_ignore.iter().copied().collect();
+    if !args.reloader.enable_csi_integration {
+        kinds.insert(SourceKind::SecretProviderClass);
+    }
+    kinds
+}
+
 /// Says at start which of Reloader's options kreload accepts without acting on them, and
 /// returns `--webhook-url` when set.
 fn reloader_notices(args: &ServeArgs) -> Option<String> {
     let r = &args.reloader;
-    if r.enable_csi_integration {
-        tracing::warn!("--enable-csi-integration: CSI Secrets Store sources are not supported yet");
-    }
     if r.enable_pprof {
         tracing::warn!(addr = %r.pprof_addr, "--enable-pprof: kreload has no pprof endpoint");
     }
@@ -253,7 +260,7 @@ impl Config {
             namespaces,
             namespaces_to_ignore,
             resource_labels,
-            ignored_kinds: args.resources_to_ignore.iter().copied().collect(),
+            ignored_kinds: ignored_source_kinds(args),
             reload_on_create: args.reload_on_create,
             reload_on_delete: args.reload_on_delete,
             namespace_gate,

@@ -18,7 +18,7 @@ use crate::reload::workload::WorkloadId;
 pub async fn run(args: &ExplainArgs) -> Result<String> {
     let target = explain::parse_target(&args.target).with_context(|| {
         format!(
-            "{:?} is not KIND/NAME (configmap/app, secret/db, deployment/web)",
+            "{:?} is not KIND/NAME (configmap/app, secret/db, secretproviderclass/vault, deployment/web)",
             args.target
         )
     })?;
@@ -31,11 +31,11 @@ pub async fn run(args: &ExplainArgs) -> Result<String> {
     let ns = args.namespace.as_str();
     match target {
         Target::Source(source) => {
-            let Some(live) = sources::read(&client, ns, &source).await? else {
+            let Some(annotations) = sources::annotations(&client, ns, &source).await? else {
                 bail!("{source} does not exist in namespace {ns}");
             };
             let workloads = list(&client, ns).await?;
-            let report = explain::explain_source(&opts, ns, &source, &live.annotations, &workloads);
+            let report = explain::explain_source(&opts, ns, &source, &annotations, &workloads);
             render(args.output, &report, explain::render_source)
         }
         Target::Workload(id) => {
@@ -55,8 +55,8 @@ pub async fn run(args: &ExplainArgs) -> Result<String> {
             wanted.dedup();
             let mut found = Vec::new();
             for source in wanted {
-                let live = sources::read(&client, ns, &source).await?;
-                found.push((source, live.map(|l| l.annotations)));
+                let annotations = sources::annotations(&client, ns, &source).await?;
+                found.push((source, annotations));
             }
             let report = explain::explain_workload(&opts, ns, &id, &obj, &found);
             render(args.output, &report, explain::render_workload)

@@ -127,11 +127,13 @@ impl WorkloadsReviewer {
         let subject = parts.subject(parsed.kind.api_kind());
         let mut found = BTreeMap::new();
         let deadline = tokio::time::Instant::now() + self.read_budget;
-        for source in lookups(vocab, &subject) {
-            let read = sources::read(&self.client, &parsed.namespace, &source);
+        let wanted = lookups(vocab, &subject).into_iter();
+        // Kinds kreload does not act on are not read (no access to them may be granted).
+        for source in wanted.filter(|s| !self.scope.ignored_kinds.contains(&s.kind)) {
+            let read = sources::annotations(&self.client, &parsed.namespace, &source);
             match tokio::time::timeout_at(deadline, read).await {
-                Ok(Ok(Some(live))) => {
-                    found.insert(source, Lookup::Found(live.annotations));
+                Ok(Ok(Some(annotations))) => {
+                    found.insert(source, Lookup::Found(annotations));
                 }
                 Ok(Ok(None)) => {
                     found.insert(source, Lookup::Missing);
@@ -149,7 +151,8 @@ impl WorkloadsReviewer {
     async fn live_hashes(&self, namespace: &str, sources: &[SourceRef]) -> Observed {
         let mut observed = Observed::default();
         let deadline = tokio::time::Instant::now() + self.read_budget;
-        for source in sources {
+        let wanted = sources.iter();
+        for source in wanted.filter(|s| !self.scope.ignored_kinds.contains(&s.kind)) {
             let read = sources::read(&self.client, namespace, source);
             match tokio::time::timeout_at(deadline, read).await {
                 Ok(Ok(Some(live))) => {

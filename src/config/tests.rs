@@ -233,3 +233,20 @@ fn storm_and_resync_flags_reach_the_config() {
     assert_eq!(c.storm.patches_per_second, 0);
     assert!(c.resync.period.is_zero() && !c.resync.on_start);
 }
+
+#[test]
+fn secret_provider_classes_are_acted_on_only_with_enable_csi_integration() {
+    let spc = SourceKind::SecretProviderClass;
+    let off = config(&[]).expect("config");
+    assert!(off.scope.ignored_kinds.contains(&spc));
+    assert!(!off.scope.ignored_kinds.contains(&SourceKind::Secret));
+    for flag in ["--enable-csi-integration", "--enable-csi-integration=true"] {
+        let on = config(&[flag]).expect("config");
+        assert!(!on.scope.ignored_kinds.contains(&spc), "{flag}");
+    }
+    let on =
+        config(&["--enable-csi-integration", "--resources-to-ignore=secrets"]).expect("config");
+    assert_eq!(on.scope.ignored_kinds, [SourceKind::Secret].into());
+    let off = config(&["--enable-csi-integration=false"]).expect("config");
+    assert!(off.scope.ignored_kinds.contains(&spc));
+}

@@ -3,6 +3,7 @@
 //! and the one retry policy they share.
 
 pub mod client;
+pub mod csi;
 pub mod events;
 pub mod index;
 pub mod namespaces;

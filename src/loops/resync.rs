@@ -84,7 +84,8 @@ type Cache = HashMap<SourceRef, Option<Live>>;
 fn empty_hash(kind: SourceKind) -> String {
     match kind {
         SourceKind::ConfigMap => configmap_hash_of(&ConfigMap::default()),
-        SourceKind::Secret => secret_hash_of(&Secret::default()),
+        // Not reached: a class whose statuses are gone is not a deleted source (below).
+        SourceKind::Secret | SourceKind::SecretProviderClass => secret_hash_of(&Secret::default()),
     }
 }
 
@@ -179,7 +180,11 @@ impl Resync {
                 Some(live) if self.scope.resource_labels.matches(&live.labels) => {
                     (live.hash, live.annotations, false)
                 }
-                None if self.scope.reload_on_delete => {
+                // Reloader never reloads on a status delete: pods going away (or none yet)
+                // say nothing about the class's content.
+                None if self.scope.reload_on_delete
+                    && src.kind != SourceKind::SecretProviderClass =>
+                {
                     (empty_hash(src.kind), BTreeMap::new(), true)
                 }
                 _ => continue,

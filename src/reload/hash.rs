@@ -46,6 +46,23 @@ pub fn secret_hash(
     digest(merged.into_iter().map(|(k, v)| entry(k, v)).collect())
 }
 
+/// SecretProviderClass hash, from one `SecretProviderClassPodStatus`'s status: one
+/// `id=version` entry per mounted object plus `SecretProviderClassName=<spc>`, sorted and
+/// joined like the others (Reloader's GetSHAfromSecretProviderClassPodStatus in
+/// internal/pkg/util/util.go). The provider's versions change on rotation; the content never
+/// reaches the API server, so this is all there is to hash.
+pub fn secret_provider_class_hash<'a>(
+    spc_name: &str,
+    objects: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let mut entries: Vec<Vec<u8>> = objects
+        .into_iter()
+        .map(|(id, version)| entry(id, version.as_bytes()))
+        .collect();
+    entries.push(entry("SecretProviderClassName", spc_name.as_bytes()));
+    digest(entries)
+}
+
 /// What Reloader hashes for a deleted source under the annotations strategy.
 pub const DELETE_MARKER: &str = "__RELOADER_EMPTY_DELETE_MARKER__";
 
@@ -199,6 +216,30 @@ mod tests {
             secret_hash(Some(&data), None),
             "112240a7d992e03a90439a8cee8f0281e19edf75"
         );
+    }
+
+    #[test]
+    fn secret_provider_class_is_reloaders_hash() {
+        // Computed by Reloader v1.4.21's GetSHAfromSecretProviderClassPodStatus
+        // (internal/pkg/util/util.go, with crypto.GenerateSHA) restated in Go and run with
+        // Go 1.25: Objects [{ID: "secret/db-password", Version: "v2"}, {ID: "secret/api-key",
+        // Version: "7"}], SecretProviderClassName "vault-db". It hashes
+        // "SecretProviderClassName=vault-db;secret/api-key=7;secret/db-password=v2" (Go's
+        // sort.Strings: uppercase 'S' before lowercase 's').
+        let want = "a75cc321702f1128daaf6dab6634e2916a6f7bb6";
+        let objects = [("secret/db-password", "v2"), ("secret/api-key", "7")];
+        assert_eq!(secret_provider_class_hash("vault-db", objects), want);
+        // The objects' order does not matter.
+        let reversed = [("secret/api-key", "7"), ("secret/db-password", "v2")];
+        assert_eq!(secret_provider_class_hash("vault-db", reversed), want);
+        // No objects: the class name alone, sha1("SecretProviderClassName=vault-db").
+        assert_eq!(
+            secret_provider_class_hash("vault-db", []),
+            "1614effc0230aca4ac64801f4d1ec246d8b42938"
+        );
+        // A new version is a new hash.
+        let rotated = [("secret/db-password", "v3"), ("secret/api-key", "7")];
+        assert_ne!(secret_provider_class_hash("vault-db", rotated), want);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! pauses and resumes it, and the texts of the Events.
 //! Functions of values only: no client, no clock, no I/O.
 
+pub mod csi;
 pub mod duration;
 pub mod explain;
 pub mod hash;

@@ -17,7 +17,9 @@ pub enum ModelError {
     WorkloadKind(String),
     #[error("unknown reload strategy {0:?}: expected env-vars or annotations")]
     Strategy(String),
-    #[error("bad source reference {0:?}: expected configmap/NAME or secret/NAME")]
+    #[error(
+        "bad source reference {0:?}: expected configmap/NAME, secret/NAME or secretproviderclass/NAME"
+    )]
     SourceRef(String),
 }
 
@@ -26,17 +28,30 @@ pub enum ModelError {
 pub enum SourceKind {
     ConfigMap,
     Secret,
+    /// A CSI Secrets Store `SecretProviderClass` (`--enable-csi-integration`). Its content is
+    /// what the driver reports in the `SecretProviderClassPodStatus` objects naming it.
+    SecretProviderClass,
 }
 
 /// Each source kind's names, in declaration order: singular (`configmap/NAME`), plural
 /// (flags), API kind, and the env-var suffix (also the `type` of Reloader's record).
-const SOURCE_NAMES: [(&str, &str, &str, &str); 2] = [
+const SOURCE_NAMES: [(&str, &str, &str, &str); 3] = [
     ("configmap", "configmaps", "ConfigMap", "CONFIGMAP"),
     ("secret", "secrets", "Secret", "SECRET"),
+    (
+        "secretproviderclass",
+        "secretproviderclasses",
+        "SecretProviderClass",
+        "SECRETPROVIDERCLASS",
+    ),
 ];
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 2] = [SourceKind::ConfigMap, SourceKind::Secret];
+    pub const ALL: [SourceKind; 3] = [
+        SourceKind::ConfigMap,
+        SourceKind::Secret,
+        SourceKind::SecretProviderClass,
+    ];
 
     fn names(self) -> (&'static str, &'static str, &'static str, &'static str) {
         SOURCE_NAMES[self as usize]
@@ -82,19 +97,21 @@ macro_rules! display_as {
 
 display_as!(SourceKind, as_str);
 
-/// Parses `--resources-to-ignore` values, case-insensitively like Reloader.
+/// Parses `--resources-to-ignore` values, case-insensitively like Reloader, which takes only
+/// `configmaps` and `secrets` there (SecretProviderClasses are switched by
+/// `--enable-csi-integration`).
 impl FromStr for SourceKind {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.to_ascii_lowercase();
-        Self::ALL
+        [SourceKind::ConfigMap, SourceKind::Secret]
             .into_iter()
             .find(|k| k.plural() == lower)
             .ok_or_else(|| ModelError::SourceKind(s.to_owned()))
     }
 }
 
-/// A ConfigMap or Secret in the workload's own namespace (references never cross namespaces).
+/// A ConfigMap, Secret or SecretProviderClass in the workload's own namespace (references never cross namespaces).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SourceRef {
     pub kind: SourceKind,
@@ -116,16 +133,21 @@ impl SourceRef {
     pub fn secret(name: impl Into<String>) -> Self {
         Self::new(SourceKind::Secret, name)
     }
+
+    pub fn secret_provider_class(name: impl Into<String>) -> Self {
+        Self::new(SourceKind::SecretProviderClass, name)
+    }
 }
 
-/// `configmap/NAME` or `secret/NAME`.
+/// `configmap/NAME`, `secret/NAME` or `secretproviderclass/NAME`.
 impl fmt::Display for SourceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.kind.as_str(), self.name)
     }
 }
 
-/// The inverse of `Display`: exactly `configmap/NAME` or `secret/NAME`, NAME non-empty.
+/// The inverse of `Display`: exactly `configmap/NAME`, `secret/NAME` or
+/// `secretproviderclass/NAME`, NAME non-empty.
 impl FromStr for SourceRef {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -285,6 +307,19 @@ mod tests {
         }
         assert_eq!("sEcrets".parse::<SourceKind>(), Ok(s));
         assert!("configmap".parse::<SourceKind>().is_err());
+        // Reloader's --resources-to-ignore takes configmaps or secrets only.
+        assert!("secretproviderclasses".parse::<SourceKind>().is_err());
+        let spc = SourceKind::SecretProviderClass;
+        assert_eq!(
+            (spc.env_suffix(), spc.as_str(), spc.plural(), spc.api_kind()),
+            (
+                "SECRETPROVIDERCLASS",
+                "secretproviderclass",
+                "secretproviderclasses",
+                "SecretProviderClass"
+            )
+        );
+        assert_eq!(SourceKind::from_api_kind("SecretProviderClass"), Some(spc));
         assert_eq!(SourceKind::from_api_kind("Secret"), Some(s));
         assert_eq!(SourceKind::from_api_kind("secret"), None);
         assert_eq!(SourceKind::from_api_kind(cm.api_kind()), Some(cm));
@@ -299,7 +334,18 @@ mod tests {
             "secret/a.b".parse::<SourceRef>(),
             Ok(SourceRef::secret("a.b"))
         );
-        for bad in ["configmap/", "configmap", "pod/x", "ConfigMap/x", ""] {
+        assert_eq!(
+            "secretproviderclass/vault".parse::<SourceRef>(),
+            Ok(SourceRef::secret_provider_class("vault"))
+        );
+        for bad in [
+            "configmap/",
+            "configmap",
+            "pod/x",
+            "ConfigMap/x",
+            "",
+            "secretproviderclasspodstatus/x",
+        ] {
             assert!(bad.parse::<SourceRef>().is_err(), "{bad:?}");
         }
         // ConfigMaps sort before Secrets, then by name.

@@ -1,16 +1,19 @@
-//! Which ConfigMaps and Secrets a pod spec uses, per container (README, "Opting in").
+//! Which ConfigMaps, Secrets and SecretProviderClasses a pod spec uses, per container
+//! (README, "Opting in").
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 
+use super::csi::SPC_VOLUME_ATTRIBUTE;
 use super::model::SourceRef;
 
 /// What one container uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContainerUse {
     pub name: String,
-    /// Reached through this container's volumeMounts (configMap, secret, projected volumes).
+    /// Reached through this container's volumeMounts (configMap, secret, projected and CSI
+    /// Secrets Store volumes).
     pub mounts: Vec<SourceRef>,
     /// `env[].valueFrom` key refs and `envFrom[]` refs.
     pub env: Vec<SourceRef>,
@@ -47,6 +50,12 @@ fn volume_sources(v: &Volume) -> Vec<SourceRef> {
     }
     if let Some(name) = v.secret.as_ref().and_then(|s| s.secret_name.as_ref()) {
         push(&mut out, SourceRef::secret(name));
+    }
+    // A CSI volume naming a SecretProviderClass. Like Reloader (getVolumeMountName in
+    // internal/pkg/handler/upgrade.go), only the attribute counts, not the driver name.
+    let attributes = v.csi.as_ref().and_then(|c| c.volume_attributes.as_ref());
+    if let Some(spc) = attributes.and_then(|a| a.get(SPC_VOLUME_ATTRIBUTE)) {
+        push(&mut out, SourceRef::secret_provider_class(spc));
     }
     for p in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
         if let Some(cm) = &p.config_map {

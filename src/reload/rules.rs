@@ -1,4 +1,4 @@
-//! Does a change to this ConfigMap/Secret reload this workload? Reloader's ShouldReload
+//! Does a change to this ConfigMap/Secret/SecretProviderClass reload this workload? Reloader's ShouldReload
 //! precedence, kept exactly (README, "Opting in"), over both annotation vocabularies.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -154,18 +154,16 @@ pub fn opted_in(
     annotations: &BTreeMap<String, String>,
     template_annotations: &BTreeMap<String, String>,
 ) -> bool {
-    [SourceKind::ConfigMap, SourceKind::Secret]
-        .into_iter()
-        .any(|kind| {
-            let vocab = &opts.vocabulary;
-            let eff = effective(vocab, kind, annotations, template_annotations);
-            // A named list can only match names when it is non-empty (names are non-empty).
-            vocab
-                .get(eff, named_key(kind))
-                .is_some_and(|v| !v.is_empty())
-                || vocab.get(eff, Key::Search) == Some("true")
-                || auto_enabled(opts, kind, eff)
-        })
+    SourceKind::ALL.into_iter().any(|kind| {
+        let vocab = &opts.vocabulary;
+        let eff = effective(vocab, kind, annotations, template_annotations);
+        // A named list can only match names when it is non-empty (names are non-empty).
+        vocab
+            .get(eff, named_key(kind))
+            .is_some_and(|v| !v.is_empty())
+            || vocab.get(eff, Key::Search) == Some("true")
+            || auto_enabled(opts, kind, eff)
+    })
 }
 
 /// The named-reload entries of a workload that are plain names (a regex that matches only
@@ -176,7 +174,7 @@ pub fn named_literals(
     template_annotations: &BTreeMap<String, String>,
 ) -> Vec<SourceRef> {
     let mut out = Vec::new();
-    for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
+    for kind in SourceKind::ALL {
         let eff = effective(&opts.vocabulary, kind, annotations, template_annotations);
         let Some(list) = opts.vocabulary.get(eff, named_key(kind)) else {
             continue;
@@ -203,8 +201,8 @@ pub fn invalid_reload_patterns(
     annotations: &BTreeMap<String, String>,
 ) -> Vec<InvalidPattern> {
     let mut out = Vec::new();
-    for key in [Key::ConfigMapReload, Key::SecretReload] {
-        for (_, key) in vocabulary.keys(key) {
+    for kind in SourceKind::ALL {
+        for (_, key) in vocabulary.keys(named_key(kind)) {
             let Some(list) = annotations.get(&key) else {
                 continue;
             };
@@ -222,17 +220,21 @@ pub fn invalid_reload_patterns(
     out
 }
 
-fn named_key(kind: SourceKind) -> Key {
+/// The named-reload key of `kind` (`configmap.P/reload`, …).
+pub fn named_key(kind: SourceKind) -> Key {
     match kind {
         SourceKind::ConfigMap => Key::ConfigMapReload,
         SourceKind::Secret => Key::SecretReload,
+        SourceKind::SecretProviderClass => Key::SecretProviderClassReload,
     }
 }
 
-fn typed_auto_key(kind: SourceKind) -> Key {
+/// The typed auto key of `kind` (`configmap.P/auto`, …).
+pub fn typed_auto_key(kind: SourceKind) -> Key {
     match kind {
         SourceKind::ConfigMap => Key::ConfigMapAuto,
         SourceKind::Secret => Key::SecretAuto,
+        SourceKind::SecretProviderClass => Key::SecretProviderClassAuto,
     }
 }
 
@@ -240,6 +242,7 @@ fn exclude_key(kind: SourceKind) -> Key {
     match kind {
         SourceKind::ConfigMap => Key::ConfigMapsExclude,
         SourceKind::Secret => Key::SecretsExclude,
+        SourceKind::SecretProviderClass => Key::SecretProviderClassesExclude,
     }
 }
 

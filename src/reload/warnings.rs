@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::keys::{Key, Vocabulary, parse_bool};
 use super::model::{SourceKind, SourceRef};
 use super::refs::PodRefs;
-use super::rules::{effective, invalid_reload_patterns};
+use super::rules::{effective, invalid_reload_patterns, named_key};
 use super::workload::Entry;
 
 /// What the warnings look at in a workload object: its projection, unfiltered
@@ -49,16 +49,12 @@ pub enum Lookup {
 /// The most sources the shell reads for one workload write (the webhook has seconds).
 pub const MAX_LOOKUPS: usize = 8;
 
-const NAMED: [(Key, SourceKind); 2] = [
-    (Key::ConfigMapReload, SourceKind::ConfigMap),
-    (Key::SecretReload, SourceKind::Secret),
-];
-
 /// Named-reload entries that are plain object names (no regex beyond `.`, which matches
 /// itself too), from the annotations that count (metadata, or the pod template).
 pub fn named(vocab: &Vocabulary, s: &Subject) -> Vec<SourceRef> {
     let mut out = Vec::new();
-    for (key, kind) in NAMED {
+    for kind in SourceKind::ALL {
+        let key = named_key(kind);
         let eff = effective(vocab, kind, s.annotations, s.template_annotations);
         let Some(list) = vocab.get(eff, key) else {
             continue;
@@ -77,12 +73,10 @@ pub fn named(vocab: &Vocabulary, s: &Subject) -> Vec<SourceRef> {
 }
 
 fn searches(vocab: &Vocabulary, s: &Subject) -> bool {
-    [SourceKind::ConfigMap, SourceKind::Secret]
-        .into_iter()
-        .any(|kind| {
-            let eff = effective(vocab, kind, s.annotations, s.template_annotations);
-            vocab.get(eff, Key::Search) == Some("true")
-        })
+    SourceKind::ALL.into_iter().any(|kind| {
+        let eff = effective(vocab, kind, s.annotations, s.template_annotations);
+        vocab.get(eff, Key::Search) == Some("true")
+    })
 }
 
 /// The sources to read before [`warnings`] can say all it has to: the plainly named ones
@@ -148,9 +142,9 @@ fn annotation_warnings(
             Some(Key::Match | Key::Ignore) => out.push(format!(
                 "kreload: {k} goes on a ConfigMap or Secret; on a workload it does nothing"
             )),
-            Some(Key::Auto | Key::ConfigMapAuto | Key::SecretAuto) if parse_bool(v).is_none() => {
-                out.push(not_a_boolean(k, v))
-            }
+            Some(
+                Key::Auto | Key::ConfigMapAuto | Key::SecretAuto | Key::SecretProviderClassAuto,
+            ) if parse_bool(v).is_none() => out.push(not_a_boolean(k, v)),
             // Reloader compares search with "true" exactly.
             Some(Key::Search) if v != "true" && v != "false" => out.push(not_a_boolean(k, v)),
             _ => {}

@@ -90,7 +90,9 @@ pub async fn confirm(
     let mut delay = Duration::from_millis(50);
     loop {
         let last = tokio::time::Instant::now() + delay > deadline;
-        let read = sources::read(client, &intent.namespace, &intent.source).await;
+        let admitted = intent.hash.as_deref();
+        let read =
+            sources::read_confirming(client, &intent.namespace, &intent.source, admitted).await;
         let state = match read {
             Ok(state) => state,
             Err(error) if last => return Err(error),
@@ -107,7 +109,10 @@ pub async fn confirm(
                 let hash = if deleted {
                     match intent.source.kind {
                         SourceKind::ConfigMap => configmap_hash_of(&ConfigMap::default()),
-                        SourceKind::Secret => secret_hash_of(&Secret::default()),
+                        // Never admitted (Reloader ignores status deletes too); empty content.
+                        SourceKind::Secret | SourceKind::SecretProviderClass => {
+                            secret_hash_of(&Secret::default())
+                        }
                     }
                 } else {
                     hash

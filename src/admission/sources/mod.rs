@@ -1,7 +1,8 @@
 //! The ConfigMap/Secret trigger: decide inline whether an admitted write may reload
 //! something, and if so enqueue an intent carrying only the new content hash. The answer
 //! is always "allowed": kreload never blocks a write because it is slow, full or broken.
-//! No ConfigMap or Secret data outlives the request.
+//! No ConfigMap or Secret data outlives the request. With `--enable-csi-integration`, an
+//! update of a SecretProviderClassPodStatus is a change of the SecretProviderClass it names.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::index::SharedIndex;
 use crate::logging::Escaped;
 use crate::metrics::{DropReason, Metrics};
 use crate::queue::{Intent, Operation, Push, Queue};
+use crate::reload::csi::{PodStatus, SPCPS_KIND};
 use crate::reload::hash::{configmap_hash, secret_hash};
 use crate::reload::keys::{Key, Vocabulary};
 use crate::reload::model::{SourceKind, SourceRef};
@@ -39,8 +41,28 @@ fn annotations(obj: Option<&DynamicObject>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The content hash of a ConfigMap or Secret as it appears in an AdmissionReview, or
-/// `None` when the object cannot be read as that kind.
+/// The source kind a write of `api_kind` changes: a SecretProviderClassPodStatus write
+/// changes its SecretProviderClass (a write of the class itself changes no content).
+fn trigger_kind(api_kind: &str) -> Option<SourceKind> {
+    match api_kind {
+        SPCPS_KIND => Some(SourceKind::SecretProviderClass),
+        "SecretProviderClass" => None,
+        other => SourceKind::from_api_kind(other),
+    }
+}
+
+/// The source an admitted write is about: the object itself, or the class a status names.
+fn source_name(kind: SourceKind, req: &AdmissionRequest<DynamicObject>) -> Option<String> {
+    if kind != SourceKind::SecretProviderClass {
+        return Some(req.name.clone());
+    }
+    let current = req.object.as_ref().or(req.old_object.as_ref())?;
+    PodStatus::of(&current.data).map(|s| s.secret_provider_class_name)
+}
+
+/// The content hash of a ConfigMap or Secret as it appears in an AdmissionReview (for a
+/// SecretProviderClass, of the SecretProviderClassPodStatus written), or `None` when the
+/// object cannot be read as that kind.
 pub fn content_hash(kind: SourceKind, obj: &DynamicObject) -> Option<String> {
     fn field<T: serde::de::DeserializeOwned>(obj: &DynamicObject, name: &str) -> Option<Option<T>> {
         match obj.data.get(name) {
@@ -59,6 +81,7 @@ pub fn content_hash(kind: SourceKind, obj: &DynamicObject) -> Option<String> {
             let string_data: Option<BTreeMap<String, String>> = field(obj, "stringData")?;
             Some(secret_hash(data.as_ref(), string_data.as_ref()))
         }
+        SourceKind::SecretProviderClass => PodStatus::of(&obj.data).map(|s| s.hash()),
     }
 }
 
@@ -70,7 +93,7 @@ pub fn admit(
     req: &AdmissionRequest<DynamicObject>,
     has_candidates: impl Fn(&str) -> bool,
 ) -> Admitted {
-    let Some(kind) = SourceKind::from_api_kind(&req.kind.kind) else {
+    let Some(kind) = trigger_kind(&req.kind.kind) else {
         return Admitted::Skip("not a configmap or secret");
     };
     if req.dry_run {
@@ -90,13 +113,16 @@ pub fn admit(
     if !filter.resource_labels.matches(&labels) {
         return Admitted::Skip("labels do not match");
     }
-    if vocabulary.get(&annotations(current), Key::Ignore) == Some("true") {
+    // A class's `ignore` sits on the class, which the worker reads.
+    let csi = kind == SourceKind::SecretProviderClass;
+    if !csi && vocabulary.get(&annotations(current), Key::Ignore) == Some("true") {
         return Admitted::Skip("ignore annotation");
     }
+    // Reloader acts on status updates only: a status is created and deleted with its pod.
     let operation = match req.operation {
         AdmissionOp::Update => Operation::Update,
-        AdmissionOp::Create if filter.reload_on_create => Operation::Create,
-        AdmissionOp::Delete if filter.reload_on_delete => Operation::Delete,
+        AdmissionOp::Create if filter.reload_on_create && !csi => Operation::Create,
+        AdmissionOp::Delete if filter.reload_on_delete && !csi => Operation::Delete,
         _ => return Admitted::Skip("operation not watched"),
     };
     // Cheap checks first: hashing reads the whole object.
@@ -119,12 +145,12 @@ pub fn admit(
         (Operation::Delete, _, Some(old)) => (None, old),
         _ => return Admitted::Skip("write without the objects it needs"),
     };
+    let Some(name) = source_name(kind, req) else {
+        return Admitted::Skip("unreadable object");
+    };
     Admitted::Enqueue(Intent {
         namespace: namespace.to_owned(),
-        source: SourceRef {
-            kind,
-            name: req.name.clone(),
-        },
+        source: SourceRef { kind, name },
         hash,
         base,
         operation,

@@ -183,3 +183,114 @@ fn secrets_hash_their_decoded_bytes() {
         Some("d93dd00779cd04e2ec1db21fa3d0e20deea13f9c")
     );
 }
+
+const SPCPS_FIXTURE: &str = include_str!("../../../tests/fixtures/spcps_update.json");
+
+fn status_request(edit: impl FnOnce(&mut Value)) -> AdmissionRequest<DynamicObject> {
+    let mut review: Value = serde_json::from_str(SPCPS_FIXTURE).expect("fixture");
+    edit(&mut review["request"]);
+    let review: AdmissionReview<DynamicObject> = serde_json::from_value(review).expect("review");
+    review.try_into().expect("request")
+}
+
+#[test]
+fn a_rotation_is_a_change_of_the_class_the_status_names() {
+    let intent = enqueued(admit_with(&Scope::default(), &status_request(|_| {})));
+    assert_eq!(intent.namespace, "shop");
+    assert_eq!(
+        intent.source,
+        SourceRef::secret_provider_class("vault-db"),
+        "the class, not the status"
+    );
+    assert_eq!(intent.operation, Operation::Update);
+    // Reloader's hash (reload::hash::tests::secret_provider_class_is_reloaders_hash).
+    assert_eq!(
+        intent.hash.as_deref(),
+        Some("a75cc321702f1128daaf6dab6634e2916a6f7bb6")
+    );
+    let old = crate::reload::hash::secret_provider_class_hash(
+        "vault-db",
+        [("secret/api-key", "7"), ("secret/db-password", "v1")],
+    );
+    assert_eq!(intent.base, Some(old));
+}
+
+#[test]
+fn status_writes_that_rotate_nothing_are_skipped() {
+    let on_create = Scope {
+        reload_on_create: true,
+        reload_on_delete: true,
+        ..Scope::default()
+    };
+    let cases: Vec<(&str, Scope, AdmissionRequest<DynamicObject>)> = vec![
+        (
+            "content unchanged",
+            Scope::default(),
+            status_request(|r| r["object"]["status"] = r["oldObject"]["status"].clone()),
+        ),
+        (
+            // Only the target path or mounted flag moved: the versions are the content.
+            "content unchanged",
+            Scope::default(),
+            status_request(|r| {
+                r["object"]["status"] = r["oldObject"]["status"].clone();
+                r["object"]["status"]["targetPath"] = json!("/elsewhere");
+                r["object"]["metadata"]["labels"]["x"] = json!("y");
+            }),
+        ),
+        (
+            // Reloader ignores status creates and deletes, even with reload-on-create.
+            "operation not watched",
+            on_create.clone(),
+            status_request(|r| {
+                r["operation"] = json!("CREATE");
+                r["oldObject"] = Value::Null;
+            }),
+        ),
+        (
+            "operation not watched",
+            on_create,
+            status_request(|r| {
+                r["operation"] = json!("DELETE");
+                r["object"] = Value::Null;
+            }),
+        ),
+        (
+            // Without --enable-csi-integration the kind is ignored.
+            "kind ignored",
+            Scope {
+                ignored_kinds: [SourceKind::SecretProviderClass].into(),
+                ..Scope::default()
+            },
+            status_request(|_| {}),
+        ),
+        (
+            "unreadable object",
+            Scope::default(),
+            status_request(|r| r["object"]["status"]["objects"] = json!("v2")),
+        ),
+        (
+            "unreadable object",
+            Scope::default(),
+            status_request(|r| {
+                r["object"]["status"]
+                    .as_object_mut()
+                    .map(|s| s.remove("secretProviderClassName"));
+            }),
+        ),
+    ];
+    for (want, scope, req) in cases {
+        assert_eq!(admit_with(&scope, &req), Admitted::Skip(want), "{want}");
+    }
+    // A status's own annotations are not the class's: ignore there does not apply.
+    let annotated = status_request(|r| {
+        r["object"]["metadata"]["annotations"] = json!({"reloader.stakater.com/ignore": "true"})
+    });
+    enqueued(admit_with(&Scope::default(), &annotated));
+    // A write of the class itself is no content change.
+    let class = status_request(|r| r["kind"]["kind"] = json!("SecretProviderClass"));
+    assert_eq!(
+        admit_with(&Scope::default(), &class),
+        Admitted::Skip("not a configmap or secret")
+    );
+}

@@ -201,3 +201,42 @@ fn same_volume_twice_and_same_source_in_two_volumes_dedup() {
     })));
     assert_eq!(refs.containers[0].mounts, vec![cm("x"), cm("y")]);
 }
+
+#[test]
+fn a_csi_volume_references_its_secret_provider_class() {
+    let spc = |n: &str| SourceRef::secret_provider_class(n);
+    let refs = pod_refs(&spec(json!({
+        "volumes": [
+            {"name": "secrets", "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": true,
+                "volumeAttributes": {"secretProviderClass": "vault-db"}}},
+            {"name": "init-secrets", "csi": {"driver": "secrets-store.csi.k8s.io",
+                "volumeAttributes": {"secretProviderClass": "vault-init"}}},
+            {"name": "unmounted", "csi": {"driver": "secrets-store.csi.k8s.io",
+                "volumeAttributes": {"secretProviderClass": "vault-unused"}}},
+            // Another CSI driver without the attribute names no class.
+            {"name": "other", "csi": {"driver": "ebs.csi.aws.com", "volumeAttributes": {"type": "gp3"}}},
+            {"name": "bare", "csi": {"driver": "secrets-store.csi.k8s.io"}}
+        ],
+        "initContainers": [{"name": "init", "volumeMounts": [{"name": "init-secrets", "mountPath": "/i"}]}],
+        "containers": [
+            {"name": "app", "volumeMounts": [{"name": "other", "mountPath": "/o"}, {"name": "bare", "mountPath": "/b"}]},
+            {"name": "sidecar", "volumeMounts": [{"name": "secrets", "mountPath": "/mnt/secrets"}]}
+        ]
+    })));
+    assert_eq!(refs.containers[0].mounts, vec![]);
+    assert_eq!(refs.containers[1].mounts, vec![spc("vault-db")]);
+    assert!(refs.references(&spc("vault-init")));
+    assert!(!refs.references(&spc("vault-unused")));
+    // Reloader's container choice: the mounting container; an init-only use goes to the
+    // first container.
+    assert_eq!(
+        refs.target_container(&spc("vault-db"), true),
+        Some("sidecar")
+    );
+    assert_eq!(refs.target_container(&spc("vault-init"), true), Some("app"));
+    assert_eq!(refs.target_container(&spc("vault-unused"), true), None);
+    assert_eq!(
+        refs.target_container(&spc("vault-unused"), false),
+        Some("app")
+    );
+}

@@ -43,7 +43,24 @@ fn env_from(kind: SourceKind, name: &str) -> Value {
     match kind {
         SourceKind::ConfigMap => json!([{"configMapRef": {"name": name}}]),
         SourceKind::Secret => json!([{"secretRef": {"name": name}}]),
+        SourceKind::SecretProviderClass => no_data(kind),
     }
+}
+
+/// A SecretProviderClass has no env form and no data of its own: tests/e2e/csi.rs writes
+/// its statuses instead.
+fn no_data(kind: SourceKind) -> ! {
+    panic!("{kind} has no env reference and no data; use the helpers in tests/e2e/csi.rs")
+}
+
+/// A CSI Secrets Store volume `src` naming the SecretProviderClass `name`, as the driver's
+/// documentation writes it.
+pub fn csi_volume(name: &str) -> Value {
+    json!({"name": "src", "csi": {
+        "driver": kreload::reload::csi::DRIVER,
+        "readOnly": true,
+        "volumeAttributes": {"secretProviderClass": name},
+    }})
 }
 
 /// A pod spec with one container `app` that uses `name` in the given form.
@@ -55,6 +72,7 @@ pub fn pod_spec(form: Form, kind: SourceKind, name: &str) -> Value {
             spec["volumes"] = match kind {
                 SourceKind::ConfigMap => json!([{"name": "src", "configMap": {"name": name}}]),
                 SourceKind::Secret => json!([{"name": "src", "secret": {"secretName": name}}]),
+                SourceKind::SecretProviderClass => json!([csi_volume(name)]),
             };
             app["volumeMounts"] = json!([{"name": "src", "mountPath": "/etc/src"}]);
         }
@@ -62,6 +80,7 @@ pub fn pod_spec(form: Form, kind: SourceKind, name: &str) -> Value {
             let source = match kind {
                 SourceKind::ConfigMap => json!({"configMap": {"name": name}}),
                 SourceKind::Secret => json!({"secret": {"name": name}}),
+                SourceKind::SecretProviderClass => no_data(kind),
             };
             spec["volumes"] = json!([{"name": "src", "projected": {"sources": [source]}}]);
             app["volumeMounts"] = json!([{"name": "src", "mountPath": "/etc/src"}]);
@@ -70,6 +89,7 @@ pub fn pod_spec(form: Form, kind: SourceKind, name: &str) -> Value {
             let from = match kind {
                 SourceKind::ConfigMap => json!({"configMapKeyRef": {"name": name, "key": "k"}}),
                 SourceKind::Secret => json!({"secretKeyRef": {"name": name, "key": "k"}}),
+                SourceKind::SecretProviderClass => no_data(kind),
             };
             app["env"] = json!([{"name": "VALUE", "valueFrom": from}]);
         }
@@ -196,6 +216,7 @@ pub fn expected_hash(kind: SourceKind, data: &BTreeMap<String, String>) -> Strin
                 .collect();
             secret_hash(Some(&bytes), None)
         }
+        SourceKind::SecretProviderClass => no_data(kind),
     }
 }
 
@@ -242,6 +263,7 @@ pub async fn create_source(
                 .create(&PostParams::default(), &s)
                 .await?;
         }
+        SourceKind::SecretProviderClass => no_data(kind),
     }
     Ok(())
 }
@@ -320,6 +342,7 @@ pub async fn update_source_with(
                 .collect();
             json!({"data": encoded})
         }
+        SourceKind::SecretProviderClass => no_data(kind),
     };
     let patch = Patch::Merge(&body);
     match kind {
@@ -333,6 +356,7 @@ pub async fn update_source_with(
                 .patch(name, params, &patch)
                 .await?;
         }
+        SourceKind::SecretProviderClass => no_data(kind),
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ const OPTED_IN: &[(&str, bool, bool, Pairs, Pairs, bool)] = &[
         true,
     ),
     (
+        // A SecretProviderClass change would still reload it, as in Reloader.
         "reload-all both typed false",
         true,
         true,
@@ -34,7 +35,35 @@ const OPTED_IN: &[(&str, bool, bool, Pairs, Pairs, bool)] = &[
             ("secret.kreload.dev/auto", "0"),
         ],
         &[],
+        true,
+    ),
+    (
+        "reload-all every typed false",
+        true,
+        true,
+        &[
+            ("configmap.kreload.dev/auto", "false"),
+            ("secret.kreload.dev/auto", "0"),
+            ("secretproviderclass.kreload.dev/auto", "false"),
+        ],
+        &[],
         false,
+    ),
+    (
+        "spc typed auto",
+        true,
+        false,
+        &[("secretproviderclass.reloader.stakater.com/auto", "true")],
+        &[],
+        true,
+    ),
+    (
+        "spc named",
+        true,
+        false,
+        &[("secretproviderclass.kreload.dev/reload", "vault")],
+        &[],
+        true,
     ),
     (
         "auto false alone",
@@ -139,6 +168,10 @@ fn invalid_patterns_are_reported() {
         ("configmap.kreload.dev/reload", "ok, app-[ ,(x"),
         ("secret.reloader.stakater.com/reload", "[z-a],fine"),
         ("kreload.dev/auto", "[not-a-pattern-key"),
+        (
+            "secretproviderclass.reloader.stakater.com/reload",
+            "vault-(db",
+        ),
     ]);
     let found = invalid_reload_patterns(&Vocabulary::new(true), &ann);
     let got: Vec<(&str, &str)> = found
@@ -151,6 +184,10 @@ fn invalid_patterns_are_reported() {
             ("configmap.kreload.dev/reload", "app-["),
             ("configmap.kreload.dev/reload", "(x"),
             ("secret.reloader.stakater.com/reload", "[z-a]"),
+            (
+                "secretproviderclass.reloader.stakater.com/reload",
+                "vault-(db"
+            ),
         ]
     );
     assert!(

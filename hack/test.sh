@@ -19,13 +19,15 @@ echo "control plane ready in $((SECONDS - start))s: $KUBEBUILDER_ASSETS"
 # the GitOps tests (tests/e2e/gitops) run Flux's source-controller and helm-controller. All
 # are built or fetched from Go modules and cached like the control plane (the Flux
 # controllers' first build takes minutes; hack/flux.sh prints its time).
-step "helm, cert-manager, Flux controllers"
+step "helm, cert-manager, Flux controllers, CSI driver CRDs"
 start=$SECONDS
 KRELOAD_HELM=$(bash hack/helm.sh | tail -n 1)/helm
 KRELOAD_CERTMANAGER_DIR=$(bash hack/certmanager.sh | tail -n 1)
 KRELOAD_FLUX_DIR=$(bash hack/flux.sh | tail -n 1)
 KRELOAD_FLUX_CRDS=$KRELOAD_FLUX_DIR/crds
-export KRELOAD_HELM KRELOAD_CERTMANAGER_DIR KRELOAD_FLUX_DIR KRELOAD_FLUX_CRDS
+# The CSI tests (tests/e2e/csi.rs) install the Secrets Store CSI Driver's CRDs.
+KRELOAD_CSI_CRDS=$(bash hack/csi.sh | tail -n 1)/crds
+export KRELOAD_HELM KRELOAD_CERTMANAGER_DIR KRELOAD_FLUX_DIR KRELOAD_FLUX_CRDS KRELOAD_CSI_CRDS
 # Debian packages the install tests use: umoci assembles and unpacks the image, runc runs it,
 # iproute2's `ip netns` gives kreload an address the API server can reach as a Service
 # endpoint. Installed when missing (a fresh machine; root, as CI is).

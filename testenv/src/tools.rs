@@ -1,7 +1,7 @@
 //! The install tools the tests drive as child processes: real Helm, real cert-manager, Flux's
-//! CRDs and kubectl. `hack/test.sh` builds them from Go modules and exports where they are
-//! (`KRELOAD_HELM`, `KRELOAD_CERTMANAGER_DIR`, `KRELOAD_FLUX_CRDS`,
-//! `KRELOAD_FLUX_DIR`); without those, the hack
+//! CRDs, the Secrets Store CSI Driver's CRDs and kubectl. `hack/test.sh` builds them from Go
+//! modules and exports where they are (`KRELOAD_HELM`, `KRELOAD_CERTMANAGER_DIR`,
+//! `KRELOAD_FLUX_CRDS`, `KRELOAD_FLUX_DIR`, `KRELOAD_CSI_CRDS`); without those, the hack
 //! script is run here, which builds on the first run and prints the cached directory.
 
 use std::io::Write as _;
@@ -71,6 +71,15 @@ pub fn flux_crds() -> Result<PathBuf, Error> {
         return existing(PathBuf::from(v));
     }
     existing(located("KRELOAD_FLUX_DIR", "flux.sh", &["--crds-only"])?.join("crds"))
+}
+
+/// The Secrets Store CSI Driver's CRDs (`KRELOAD_CSI_CRDS`, else `hack/csi.sh`, which
+/// fetches them from the driver's Go module on the first run).
+pub fn csi_crds() -> Result<PathBuf, Error> {
+    if let Some(v) = std::env::var_os("KRELOAD_CSI_CRDS") {
+        return existing(PathBuf::from(v));
+    }
+    existing(located("KRELOAD_CSI_DIR", "csi.sh", &[])?.join("crds"))
 }
 
 /// The directory holding Flux's `source-controller`, `helm-controller` and `crds/`

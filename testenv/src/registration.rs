@@ -20,6 +20,8 @@ use kreload::reload::keys::{FIELD_MANAGER, OBSERVED};
 /// The configurations shipped in `webhook/`.
 pub const VALIDATING_YAML: &str = include_str!("../../webhook/validating.yaml");
 pub const MUTATING_YAML: &str = include_str!("../../webhook/mutating.yaml");
+/// The CSI Secrets Store trigger (`--enable-csi-integration`).
+pub const CSI_YAML: &str = include_str!("../../webhook/csi/validating.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -106,6 +108,39 @@ pub fn configurations(
         hook.namespace_selector = selector(hook.namespace_selector.take(), &reg.namespace_labels);
     }
     Ok((v, m))
+}
+
+/// The shipped CSI Secrets Store trigger, rewritten for a kreload reachable at
+/// `reg.base_url` (its operations stay the shipped ones: status updates only).
+pub fn csi_configuration(reg: &Registration) -> Result<ValidatingWebhookConfiguration, Error> {
+    let mut v: ValidatingWebhookConfiguration =
+        serde_yaml_ng::from_str(CSI_YAML).map_err(Error::Parse)?;
+    v.metadata.name = v
+        .metadata
+        .name
+        .take()
+        .map(|n| format!("{n}{}", reg.name_suffix));
+    v.metadata.annotations = None;
+    for hook in v.webhooks.iter_mut().flatten() {
+        hook.client_config = client_config(&reg.base_url, &reg.ca_pem, &hook.client_config);
+        hook.namespace_selector = selector(hook.namespace_selector.take(), &reg.namespace_labels);
+    }
+    Ok(v)
+}
+
+/// Creates or updates the CSI Secrets Store trigger (server-side apply).
+pub async fn register_csi(client: &kube::Client, reg: &Registration) -> Result<(), Error> {
+    let v = csi_configuration(reg)?;
+    let name = v.metadata.name.clone().unwrap_or_default();
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(with_type(&v, "ValidatingWebhookConfiguration")),
+        )
+        .await
+        .map_err(|source| Error::Apply { name, source })?;
+    Ok(())
 }
 
 /// Creates or updates both configurations (server-side apply).

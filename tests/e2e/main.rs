@@ -7,6 +7,7 @@
 //! plane is torn down after the last test, whatever the tests did.
 
 mod controlplane;
+mod csi;
 mod faults;
 mod gitops;
 mod guards;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
     trials.extend(hardening::tests());
     trials.extend(faults::tests());
     trials.extend(gitops::tests());
+    trials.extend(csi::tests());
 
     // Listing tests (cargo test -- --list) must not start anything.
     if args.list {

@@ -134,4 +134,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if .Values.reloader.enableCSIIntegration }}
+# CSI Secrets Store: list a namespace's statuses to confirm a rotation and resync, get a
+# class for its ignore and match annotations (manifests/components/csi/rbac.yaml).
+- apiGroups: ["secrets-store.csi.x-k8s.io"]
+  resources: ["secretproviderclasspodstatuses"]
+  verbs: ["list"]
+- apiGroups: ["secrets-store.csi.x-k8s.io"]
+  resources: ["secretproviderclasses"]
+  verbs: ["get"]
+{{- end }}
 {{- end -}}

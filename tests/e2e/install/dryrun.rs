@@ -76,6 +76,7 @@ const RENDERS: &[(&str, &[&str])] = &[
             "reloader.custom_annotations.pauseTime=example.com/paused-at",
         ],
     ),
+    ("csi", &["reloader.enableCSIIntegration=true"]),
 ];
 
 /// What the `reloader-values` rendering must pass to `kreload serve`.
@@ -132,6 +133,34 @@ async fn chart_dry_run(env: Arc<Env>) -> Result<()> {
         *ops == serde_json::json!(["UPDATE", "CREATE", "DELETE"]),
         "reloadOnCreate + reloadOnDelete: sources operations {ops}"
     );
+    // CSI: the flag, the trigger with its shipped operations, and the role's CSI rules.
+    let csi = docs(&chart("kreload", "kreload-dry", RENDERS[6].1)?)?;
+    let args =
+        &find(&csi, "Deployment", "kreload")?["spec"]["template"]["spec"]["containers"][0]["args"];
+    ensure!(
+        args.as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "--enable-csi-integration=true")),
+        "CSI: no --enable-csi-integration in {args}"
+    );
+    let hook = &find(&csi, "ValidatingWebhookConfiguration", "kreload-csi")?["webhooks"][0];
+    ensure!(
+        hook["rules"][0]["operations"] == serde_json::json!(["UPDATE"])
+            && hook["rules"][0]["resources"]
+                == serde_json::json!(["secretproviderclasspodstatuses"]),
+        "CSI: trigger rules {}",
+        hook["rules"]
+    );
+    let role = &find(&csi, "ClusterRole", "kreload")?["rules"];
+    ensure!(
+        role.to_string().contains("secretproviderclasspodstatuses"),
+        "CSI: the ClusterRole has no CSI rule: {role}"
+    );
+    let default = docs(&chart("kreload", "kreload-dry", RENDERS[0].1)?)?;
+    ensure!(
+        find(&default, "ValidatingWebhookConfiguration", "kreload-csi").is_err()
+            && !serde_json::to_string(&default)?.contains("secrets-store.csi.x-k8s.io"),
+        "the default rendering has CSI objects"
+    );
     let namespaced = docs(&chart("kreload", "kreload-dry", RENDERS[2].1)?)?;
     ensure!(
         namespaced.iter().all(|d| d["kind"] != "ClusterRole"),
@@ -186,6 +215,7 @@ async fn kustomize_dry_run(env: Arc<Env>) -> Result<()> {
         "manifests",
         "manifests/overlays/namespaced",
         "manifests/overlays/mutating-sources",
+        "manifests/overlays/csi",
     ] {
         let yaml = kustomize(&env, dir)?;
         let out = apply(&env, &yaml, true).with_context(|| format!("kustomize {dir}"))?;
@@ -326,6 +356,22 @@ async fn schema_refuses(_env: Arc<Env>) -> Result<()> {
 /// webhooks of webhook/*.yaml.
 async fn shipped_webhooks(env: Arc<Env>) -> Result<()> {
     let dir = tools::repo_root().join("webhook");
+    // The CSI trigger, where each install renders it.
+    let csi_chart = docs(&chart(
+        "kreload",
+        "kreload",
+        &["reloader.enableCSIIntegration=true"],
+    )?)?;
+    let csi_kustomized = docs(&kustomize(&env, "manifests/overlays/csi")?)?;
+    let shipped = docs(&std::fs::read_to_string(dir.join("csi/validating.yaml"))?)?;
+    let want = &shipped.first().context("empty file")?["webhooks"];
+    for (what, d) in [("chart", &csi_chart), ("manifests", &csi_kustomized)] {
+        let got = &find(d, "ValidatingWebhookConfiguration", "kreload-csi")?["webhooks"];
+        ensure!(
+            got == want,
+            "{what}: kreload-csi differs from webhook/csi/validating.yaml:\n{got}"
+        );
+    }
     let chart = docs(&chart("kreload", "kreload", &[])?)?;
     let kustomized = docs(&kustomize(&env, "manifests")?)?;
     for (file, kind, name) in [

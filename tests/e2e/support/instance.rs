@@ -40,6 +40,8 @@ pub struct Extra<'a> {
     pub envs: &'a [(&'a str, &'a str)],
     /// An existing namespace (served by this instance) to run the canary in.
     pub canary_namespace: Option<&'a str>,
+    /// Also register the CSI Secrets Store trigger (always with `--enable-csi-integration`).
+    pub csi_webhook: bool,
 }
 
 impl Instance {
@@ -130,26 +132,26 @@ impl Instance {
             _dir: dir,
             log,
         };
-        local::register(
-            client,
-            &Registration {
-                name_suffix: format!("-{name}"),
-                base_url: format!("https://127.0.0.1:{port}"),
-                ca_pem: std::fs::read_to_string(&bundle.ca_cert)?,
-                namespace_labels: BTreeMap::from([(INSTANCE_LABEL.to_owned(), label.to_owned())]),
-                // Writes other than UPDATE are only sent when kreload acts on them.
-                source_operations: ["CREATE", "UPDATE", "DELETE"]
-                    .into_iter()
-                    .filter(|op| match *op {
-                        "CREATE" => flags.contains(&"--reload-on-create"),
-                        "DELETE" => flags.contains(&"--reload-on-delete"),
-                        _ => true,
-                    })
-                    .map(String::from)
-                    .collect(),
-            },
-        )
-        .await?;
+        let registration = Registration {
+            name_suffix: format!("-{name}"),
+            base_url: format!("https://127.0.0.1:{port}"),
+            ca_pem: std::fs::read_to_string(&bundle.ca_cert)?,
+            namespace_labels: BTreeMap::from([(INSTANCE_LABEL.to_owned(), label.to_owned())]),
+            // Writes other than UPDATE are only sent when kreload acts on them.
+            source_operations: ["CREATE", "UPDATE", "DELETE"]
+                .into_iter()
+                .filter(|op| match *op {
+                    "CREATE" => flags.contains(&"--reload-on-create"),
+                    "DELETE" => flags.contains(&"--reload-on-delete"),
+                    _ => true,
+                })
+                .map(String::from)
+                .collect(),
+        };
+        local::register(client, &registration).await?;
+        if extra.csi_webhook || flags.contains(&"--enable-csi-integration") {
+            local::register_csi(client, &registration).await?;
+        }
         let mut labels = vec![(INSTANCE_LABEL, label)];
         labels.extend_from_slice(canary_labels);
         let canary = match extra.canary_namespace {

@@ -280,7 +280,8 @@ async fn rotation(env: Arc<Env>) -> Result<()> {
                 Ok((var(&obj).as_deref() == Some(ROTATED)).then_some(obj))
             },
         )
-        .await?;
+        .await
+        .with_context(|| inst.log_tail())?;
         let c = &obj["spec"]["template"]["spec"]["containers"][0];
         ensure!(
             c["name"] == "app",
@@ -304,7 +305,8 @@ async fn rotation(env: Arc<Env>) -> Result<()> {
         Duration::from_secs(30),
         || async { Ok((inst.metric(unchanged, &[]).await? > skipped).then_some(())) },
     )
-    .await?;
+    .await
+    .with_context(|| inst.log_tail())?;
     // A second pod mounting the class: a status create, which reloads nothing either.
     mounted(&env, &ns, "web-1", &v2).await?;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -378,7 +380,8 @@ async fn annotations(env: Arc<Env>) -> Result<()> {
             "reloader.stakater.com",
         ))
     })
-    .await?;
+    .await
+    .with_context(|| inst.log_tail())?;
     ensure!(
         record.kind == "SECRETPROVIDERCLASS"
             && record.name == CLASS
@@ -427,7 +430,8 @@ async fn flag_off(env: Arc<Env>) -> Result<()> {
         Duration::from_secs(30),
         || async { Ok((inst.metric(ignored, &[]).await? > skipped).then_some(())) },
     )
-    .await?;
+    .await
+    .with_context(|| inst.log_tail())?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let obj = get(&env.client, &ns, WorkloadKind::Deployment, "web").await?;
     ensure!(

@@ -168,7 +168,7 @@ async fn answer(
         uid = %Escaped(&request.uid),
         kind = %Escaped(&request.kind.kind),
         namespace = %Escaped(request.namespace.as_deref().unwrap_or("")),
-        name = %Escaped(&request.name),
+        object.name = %Escaped(&request.name),
         operation = ?request.operation,
         dry_run = request.dry_run,
     );

@@ -59,7 +59,12 @@ impl Resumer {
 
     fn schedule(self: &Arc<Self>, namespace: &str, name: &str, until: Timestamp, now: Timestamp) {
         let key = (namespace.to_owned(), name.to_owned());
-        let span = tracing::info_span!("resume", workload.kind = "deployments", namespace, name);
+        let span = tracing::info_span!(
+            "resume",
+            workload.kind = "deployments",
+            namespace,
+            workload.name = name
+        );
         let fire = self.clone().fire(key.clone()).instrument(span);
         if self.timers.schedule(key, until, now, fire) {
             tracing::debug!(namespace, name, %until, "pause timer set");

@@ -131,7 +131,7 @@ impl Resync {
             // Hashes only, for one namespace at a time.
             let mut cache = Cache::new();
             for (id, entry) in entries {
-                let span = tracing::info_span!("resync", workload.kind = %id.kind, namespace = %namespace, name = %id.name);
+                let span = tracing::info_span!("resync", workload.kind = %id.kind, namespace = %namespace, workload.name = %id.name);
                 let result = self
                     .workload(&namespace, &id, &entry, &mut cache)
                     .instrument(span.clone())

@@ -214,8 +214,8 @@ impl Worker {
         let span = tracing::info_span!(
             "intent",
             namespace = %intent.namespace,
-            kind = intent.source.kind.as_str(),
-            name = %intent.source.name
+            source.kind = intent.source.kind.as_str(),
+            source.name = %intent.source.name
         );
         let outcome = confirm::confirm(&self.client, &intent, self.confirm_patience)
             .instrument(span.clone())
@@ -253,8 +253,7 @@ impl Worker {
             changes,
             admitted,
         } = due;
-        let span =
-            tracing::info_span!("reload", workload.kind = %id.kind, namespace, name = %id.name);
+        let span = tracing::info_span!("reload", workload.kind = %id.kind, namespace, workload.name = %id.name);
         let started = std::time::Instant::now();
         let target = Target {
             namespace,
@@ -318,7 +317,7 @@ impl Worker {
         match result {
             Ok(Applied::Reloaded) => {
                 let changed: Vec<String> = changes.iter().map(report::short).collect();
-                // Self-contained: JSON logs lose the span's `name` field to the span's own.
+                // Self-contained, so that it reads alone in any log pipeline.
                 tracing::info!(
                     namespace,
                     workload = %format_args!("{kind}/{}", id.name),

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod flux;
 pub mod helmrepo;
 pub mod kubeconfig;
+pub mod memory;
 pub mod netns;
 pub mod registration;
 pub mod soak;

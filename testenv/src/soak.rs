@@ -49,19 +49,70 @@ pub struct SoakArgs {
 const NS: &str = "soak";
 
 /// kreload's resident memory in KiB, from /proc.
-fn rss_kib(pid: u32) -> Option<u64> {
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/<pid>/status` field given in kB (`VmRSS:`, `VmHWM:`, `RssAnon:`).
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-struct Kreload(Child);
+/// A `kreload serve` process of the soak's or the memory measurement's; killed on drop.
+pub struct Kreload {
+    child: Child,
+    pub port: u16,
+    pub admin: u16,
+}
+
+impl Kreload {
+    /// Starts `bin serve` against `cp` on free loopback ports with the serving certificate
+    /// in `bundle`, logging to `log`.
+    pub fn start(
+        bin: &std::path::Path,
+        cp: &ControlPlane,
+        bundle: &kreload::certs::BundlePaths,
+        flags: &[String],
+        log: &std::path::Path,
+    ) -> Result<Kreload> {
+        let (port, admin) = (free_port()?, free_port()?);
+        let log = std::fs::File::create(log)?;
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(format!("--listen-address=127.0.0.1:{port}"))
+            .arg(format!("--admin-address=127.0.0.1:{admin}"))
+            .arg(format!("--tls-cert-file={}", bundle.cert.display()))
+            .arg(format!("--tls-key-file={}", bundle.key.display()))
+            .arg(format!("--kubeconfig={}", cp.kubeconfig().display()))
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(Kreload { child, port, admin })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
 
 impl Drop for Kreload {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// The kreload binary: `explicit`, or the one next to this program.
+pub fn kreload_bin(explicit: Option<&PathBuf>) -> Result<PathBuf> {
+    Ok(match explicit {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("kreload"),
+    })
 }
 
 pub async fn run(args: SoakArgs) -> Result<()> {
@@ -78,27 +129,15 @@ pub async fn run(args: SoakArgs) -> Result<()> {
         &["localhost".to_owned()],
         &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
     )?;
-    let (port, admin) = (free_port()?, free_port()?);
-    let bin = match &args.kreload {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?.with_file_name("kreload"),
-    };
-    let log = std::fs::File::create(dir.path().join("kreload.log"))?;
-    let child = Command::new(&bin)
-        .arg("serve")
-        .arg(format!("--listen-address=127.0.0.1:{port}"))
-        .arg(format!("--admin-address=127.0.0.1:{admin}"))
-        .arg(format!("--tls-cert-file={}", bundle.cert.display()))
-        .arg(format!("--tls-key-file={}", bundle.key.display()))
-        .arg(format!("--kubeconfig={}", cp.kubeconfig().display()))
-        .args(&args.kreload_flag)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let kreload = Kreload(child);
-    let pid = kreload.0.id();
+    let bin = kreload_bin(args.kreload.as_ref())?;
+    let kreload = Kreload::start(
+        &bin,
+        &cp,
+        &bundle,
+        &args.kreload_flag,
+        &dir.path().join("kreload.log"),
+    )?;
+    let (pid, port, admin) = (kreload.pid(), kreload.port, kreload.admin);
     local::register(
         &client,
         &Registration {

@@ -18,7 +18,7 @@ use crate::cli::{CertsArgs, ServeArgs};
 use crate::config::Config;
 use crate::index::SharedIndex;
 use crate::kube::events::Events;
-use crate::kube::index::{Templated, Workload, watch_kind};
+use crate::kube::index::{Slim, Templated, Workload, watch_kind};
 use crate::kube::workloads::api_resource;
 use crate::loops::lease::{self, Leadership};
 use crate::loops::resumer::Resumer;
@@ -72,7 +72,7 @@ impl Watches {
         }
     }
 
-    fn spawn<K: Templated>(&mut self, kind: WorkloadKind, apis: Vec<Api<K>>)
+    fn spawn<K: Templated>(&mut self, kind: WorkloadKind, apis: Vec<Api<Slim<K>>>)
     where
         K::DynamicType: Clone + Eq + std::hash::Hash,
     {
@@ -96,7 +96,7 @@ impl Watches {
     {
         let client = self.client.clone();
         let apis = self.apis(
-            || Api::<K>::all(client.clone()),
+            || Api::<Slim<K>>::all(client.clone()),
             |ns| Api::namespaced(client.clone(), ns),
         );
         self.spawn(K::KIND, apis);

@@ -8,6 +8,7 @@ pub mod events;
 pub mod index;
 pub mod namespaces;
 pub mod retry;
+pub mod slim;
 pub mod sources;
 pub mod watch;
 pub mod workloads;

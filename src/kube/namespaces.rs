@@ -44,6 +44,8 @@ pub async fn watch(gate: NamespaceGate, client: Client, synced: watch::Sender<bo
     };
     // PartialObjectMeta makes the list and watch metadata-only requests.
     let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
-    let config = watcher::Config::default().labels(&selector);
+    let config = watcher::Config::default()
+        .labels(&selector)
+        .page_size(super::index::PAGE_SIZE);
     follow(api, config, "namespaces", &mut GateStore(gate), synced).await;
 }

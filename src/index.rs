@@ -19,10 +19,14 @@ impl Index {
     pub fn apply(&mut self, namespace: &str, id: WorkloadId, entry: Option<Entry>) {
         match entry {
             Some(entry) => {
-                self.by_namespace
-                    .entry(namespace.to_owned())
-                    .or_default()
-                    .insert(id, Arc::new(entry));
+                let entry = Arc::new(entry);
+                // The namespace's name is allocated once, when its first workload arrives.
+                if let Some(ns) = self.by_namespace.get_mut(namespace) {
+                    ns.insert(id, entry);
+                } else {
+                    let ns = HashMap::from([(id, entry)]);
+                    self.by_namespace.insert(namespace.to_owned(), ns);
+                }
             }
             None => {
                 if let Some(ns) = self.by_namespace.get_mut(namespace) {
@@ -73,12 +77,12 @@ impl Index {
         self.len() == 0
     }
 
-    /// Every workload with its namespace (for scans such as the pause resumer's).
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &WorkloadId, &Entry)> {
-        self.by_namespace.iter().flat_map(|(ns, map)| {
-            map.iter()
-                .map(move |(id, entry)| (ns.as_str(), id, entry.as_ref()))
-        })
+    /// Every workload with its namespace (for scans such as the pause resumer's and the
+    /// resync's, which keep the shared entry instead of copying it).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &WorkloadId, &Arc<Entry>)> {
+        self.by_namespace
+            .iter()
+            .flat_map(|(ns, map)| map.iter().map(move |(id, entry)| (ns.as_str(), id, entry)))
     }
 }
 

@@ -113,7 +113,7 @@ impl Resync {
     /// Looks at every indexed workload in scope once.
     pub async fn pass(&self) {
         let started = std::time::Instant::now();
-        let mut by_namespace: BTreeMap<String, Vec<(WorkloadId, Entry)>> = BTreeMap::new();
+        let mut by_namespace: BTreeMap<String, Vec<(WorkloadId, Arc<Entry>)>> = BTreeMap::new();
         self.index.read(|i| {
             for (ns, id, entry) in i.entries() {
                 if self.scope.namespace_allowed(ns)

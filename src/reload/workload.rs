@@ -79,7 +79,12 @@ pub fn project(
     if !opted_in(opts, annotations, template_annotations) && !paused_by_kreload {
         return None;
     }
-    let refs = template.spec.as_ref().map(pod_refs).unwrap_or_default();
+    let mut refs = template.spec.as_ref().map(pod_refs).unwrap_or_default();
+    // Kept for the workload's life: no spare capacity (a Vec's first push reserves four).
+    for c in refs.containers.iter_mut().chain(&mut refs.init_containers) {
+        c.mounts.shrink_to_fit();
+        c.env.shrink_to_fit();
+    }
     Some(Entry {
         annotations: opts.vocabulary.relevant(annotations),
         template_annotations: opts.vocabulary.relevant(template_annotations),

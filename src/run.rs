@@ -32,6 +32,8 @@ use crate::server::{self, CertResolver, Readiness};
 use crate::worker::Worker;
 use crate::worker::limits::Limiter;
 
+pub mod runtime;
+
 /// `kreload certs`: a CA and a serving certificate for local use.
 pub fn certs(args: &CertsArgs) -> Result<()> {
     let paths = crate::certs::write_serving_bundle(&args.dir, &args.dns_names, &args.ips)?;

@@ -13,6 +13,7 @@ use kreload::cli::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    kreload::run::runtime::with_purge_delay();
     kreload::run::runtime::disable_transparent_huge_pages();
     let cli = Cli::parse_from(kreload::cli::with_default_command(std::env::args_os()));
     let result = match cli.command {

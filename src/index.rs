@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::reload::model::WorkloadKind;
 use crate::reload::workload::{Entry, WorkloadId};
@@ -12,7 +13,16 @@ use crate::reload::workload::{Entry, WorkloadId};
 #[derive(Debug, Default)]
 pub struct Index {
     by_namespace: HashMap<String, HashMap<WorkloadId, Arc<Entry>>>,
+    /// Namespaces where the workload webhook admitted an opted-in workload, and when: the
+    /// watch delivers it a little later, and a source written in between must not be
+    /// skipped for want of candidates. At most one entry per namespace, each kept for
+    /// [`ADMITTED_GRACE`].
+    admitted: HashMap<String, Instant>,
 }
+
+/// How long an admitted workload counts for its namespace before the watch has delivered
+/// it. The watch takes milliseconds; a watch that is down this long is caught by the resync.
+pub const ADMITTED_GRACE: Duration = Duration::from_secs(30);
 
 impl Index {
     /// Inserts or replaces (`Some`) or removes (`None`) a workload.
@@ -42,6 +52,29 @@ impl Index {
     /// Whether any opted-in workload lives in `namespace` (the admission fast path).
     pub fn has_candidates(&self, namespace: &str) -> bool {
         self.by_namespace.contains_key(namespace)
+    }
+
+    /// [`Self::has_candidates`], or an opted-in workload was admitted in `namespace` less
+    /// than [`ADMITTED_GRACE`] before `now`.
+    pub fn may_have_candidates(&self, namespace: &str, now: Instant) -> bool {
+        self.has_candidates(namespace)
+            || self
+                .admitted
+                .get(namespace)
+                .is_some_and(|at| now.saturating_duration_since(*at) < ADMITTED_GRACE)
+    }
+
+    /// The workload webhook admitted an opted-in workload in `namespace` at `now`. Entries
+    /// past the grace are dropped here, so the map holds only recent namespaces.
+    pub fn admitted(&mut self, namespace: &str, now: Instant) {
+        self.admitted
+            .retain(|_, at| now.saturating_duration_since(*at) < ADMITTED_GRACE);
+        match self.admitted.get_mut(namespace) {
+            Some(at) => *at = now,
+            None => {
+                self.admitted.insert(namespace.to_owned(), now);
+            }
+        }
     }
 
     /// The opted-in workloads of a namespace.
@@ -126,6 +159,26 @@ mod tests {
         index.retain_kind(WorkloadKind::Deployment, Some("b"), &HashSet::new());
         assert!(index.has_candidates("a"));
         assert!(!index.has_candidates("b"));
+    }
+
+    #[test]
+    fn an_admitted_workload_counts_until_the_watch_delivers_it_or_the_grace_ends() {
+        let mut index = Index::default();
+        let t0 = Instant::now();
+        assert!(!index.may_have_candidates("a", t0));
+        index.admitted("a", t0);
+        assert!(index.may_have_candidates("a", t0 + Duration::from_secs(1)));
+        assert!(!index.has_candidates("a"), "not indexed by an admission");
+        assert!(!index.may_have_candidates("b", t0));
+        assert!(!index.may_have_candidates("a", t0 + ADMITTED_GRACE));
+        // Indexed: counts whatever the time.
+        index.apply("a", id("web"), Some(Entry::default()));
+        assert!(index.may_have_candidates("a", t0 + ADMITTED_GRACE * 10));
+        // Expired entries go when the next admission is recorded.
+        index.admitted("b", t0);
+        index.admitted("c", t0 + ADMITTED_GRACE);
+        assert_eq!(index.admitted.len(), 1);
+        assert!(index.may_have_candidates("c", t0 + ADMITTED_GRACE));
     }
 
     #[test]

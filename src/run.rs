@@ -322,6 +322,7 @@ fn admission_app(
         rules: rules.clone(),
         scope: config.scope.clone(),
         read_budget: config.tunables.read_budget,
+        index: index.clone(),
     });
     crate::admission::router_with_load(sources, workloads, metrics.clone(), load.clone())
 }

@@ -13,6 +13,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::{self, AdmissionRequest, AdmissionResponse};
 
 use super::review::Reviewer;
+use crate::index::SharedIndex;
 use crate::kube::sources;
 use crate::logging::Escaped;
 use crate::reload::keys::FIELD_MANAGER;
@@ -29,6 +30,8 @@ pub struct WorkloadsReviewer {
     pub scope: Scope,
     /// Budget for reading the referenced objects; the webhook timeout is a few seconds.
     pub read_budget: Duration,
+    /// Told about each opted-in workload admitted, before its watch event arrives.
+    pub index: SharedIndex,
 }
 
 /// The field manager the request's options name (`fieldManager` of its Create/Update
@@ -98,6 +101,10 @@ impl WorkloadsReviewer {
             old: parsed.old.as_ref(),
             new: &parsed.new,
         };
+        if !req.dry_run && mutation::indexes(&self.rules, &request) {
+            let now = std::time::Instant::now();
+            self.index.write(|i| i.admitted(&parsed.namespace, now));
+        }
         let mut decided = mutation::decide(&self.rules, &request, None);
         if let Mutation::NeedsLive(sources) = &decided {
             let live = self.live_hashes(&parsed.namespace, sources).await;

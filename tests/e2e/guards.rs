@@ -34,7 +34,44 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
             "guards::stored_write_before_a_rejected_one_still_reloads",
             stored_then_rejected,
         ),
+        trial(
+            "guards::a_change_right_after_the_workload_is_created_reloads",
+            change_right_after_create,
+        ),
     ]
+}
+
+/// A ConfigMap changed the moment its workload is created, before the workload's watch
+/// event can have reached kreload: the workload webhook's admission already counts for the
+/// namespace, so the change is not skipped for want of candidates (it was, at times, and
+/// then only the resync would have caught it). Forty namespaces at once, with no wait for
+/// the index: before the fix one run in two lost at least one of them, on an idle machine.
+async fn change_right_after_create(env: Arc<Env>) -> Result<()> {
+    let inst = env_instance(&env).await?;
+    let client = env.client.clone();
+    let cases = (0..40).map(|_| {
+        let (client, labels) = (client.clone(), inst.labels());
+        async move {
+            let ns = namespace(&client, "right-after", &labels).await?;
+            configmap(&client, &ns, "settings", &[("k", "1")]).await?;
+            deployment(&client, &ns, "web", auto(), "settings").await?;
+            update_configmap(&client, &ns, "settings", &[("k", "2")]).await?;
+            let want = expected_hash(SourceKind::ConfigMap, &data(&[("k", "2")]));
+            eventually(
+                &format!("web in {ns} to reload"),
+                Duration::from_secs(30),
+                || async {
+                    let obj = get(&client, &ns, D, "web").await?;
+                    Ok((reload_env(D, &obj, &cm("settings")) == Some(want.clone())).then_some(()))
+                },
+            )
+            .await
+        }
+    });
+    futures::future::try_join_all(cases)
+        .await
+        .with_context(|| inst.log_tail())?;
+    Ok(())
 }
 
 /// Inside one window: a write that is stored, then one that kreload admits but another

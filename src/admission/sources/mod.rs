@@ -176,8 +176,9 @@ impl Reviewer for SourcesReviewer {
 
 impl SourcesReviewer {
     pub fn review_sync(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+        let now = std::time::Instant::now();
         let decision = admit(&self.filter, &self.vocabulary, req, |ns| {
-            self.index.read(|i| i.has_candidates(ns))
+            self.index.read(|i| i.may_have_candidates(ns, now))
         });
         match decision {
             Admitted::Skip(reason) => {

@@ -12,7 +12,10 @@ mod ops;
 pub use ops::{Marks, rebaseline_ops, restore_ops};
 use ops::{string_map, template};
 
+use std::collections::BTreeMap;
+
 use json_patch::PatchOperation;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 
 use super::keys::OBSERVED;
@@ -53,24 +56,38 @@ pub enum Mutation {
     Patch(Vec<PatchOperation>),
 }
 
-/// Decides the mutation of `req`. With `live: None` it may answer
-/// [`Mutation::NeedsLive`]; with `live: Some` it never does.
-pub fn decide(rules: &RuleOptions, req: &Request, live: Option<&Observed>) -> Mutation {
+/// Whether the admitted object is one the index will hold: in scope, of a kind kreload acts
+/// on, and opted in. The sources webhook counts its namespace as having candidates from
+/// this admission on, before the watch delivers the object (a source changed right after
+/// its workload was created is not skipped).
+pub fn indexes(rules: &RuleOptions, req: &Request) -> bool {
+    opted_in_template(rules, req).is_some()
+}
+
+/// The new object's pod template, when the workload is in scope, of a kind kreload acts on
+/// and opted in.
+fn opted_in_template(rules: &RuleOptions, req: &Request) -> Option<PodTemplateSpec> {
     if !req.in_scope || rules.ignored_workload_kinds.contains(&req.kind) {
-        return Mutation::Nothing;
+        return None;
     }
-    let Some(new_template) = template(req.kind, req.new) else {
-        return Mutation::Nothing;
-    };
+    let new_template = template(req.kind, req.new)?;
     let annotations = string_map(req.new.pointer("/metadata/annotations"));
+    let empty = BTreeMap::new();
     let template_annotations = new_template
         .metadata
         .as_ref()
-        .and_then(|m| m.annotations.clone())
-        .unwrap_or_default();
-    if !opted_in(rules, &annotations, &template_annotations) {
+        .and_then(|m| m.annotations.as_ref())
+        .unwrap_or(&empty);
+    opted_in(rules, &annotations, template_annotations).then_some(new_template)
+}
+
+/// Decides the mutation of `req`. With `live: None` it may answer
+/// [`Mutation::NeedsLive`]; with `live: Some` it never does.
+pub fn decide(rules: &RuleOptions, req: &Request, live: Option<&Observed>) -> Mutation {
+    let Some(new_template) = opted_in_template(rules, req) else {
         return Mutation::Nothing;
-    }
+    };
+    let annotations = string_map(req.new.pointer("/metadata/annotations"));
     // The sources the new pods will read, when their content becomes the baseline.
     let needs_live = || {
         let sources = new_template

@@ -277,6 +277,12 @@ impl ControlPlane {
                     format!("--service-account-private-key-file={}", sa_key.display()),
                     format!("--cluster-signing-cert-file={}", ca_path.display()),
                     format!("--cluster-signing-key-file={}", ca_key_path.display()),
+                    // Its client's default 20 requests/s (burst 30) is for one of several
+                    // managers of a real cluster; every test of a suite shares this one, and
+                    // a burst of workloads in one test held up another's rollout past a
+                    // minute.
+                    "--kube-api-qps=500".to_owned(),
+                    "--kube-api-burst=1000".to_owned(),
                     "--v=1".to_owned(),
                 ],
             )?;

@@ -135,6 +135,8 @@ pub struct Options {
     /// at an address of the Service's EndpointSlices instead of its cluster IP, so a test can
     /// route `<svc>.<ns>.svc` to a process it runs (there is no kube-proxy here).
     pub aggregator_routing: bool,
+    /// More kube-apiserver flags (the benchmark's audit log and token users).
+    pub apiserver_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -143,6 +145,7 @@ impl Default for Options {
             controller_manager: true,
             ready_timeout: Duration::from_secs(60),
             aggregator_routing: false,
+            apiserver_args: Vec::new(),
         }
     }
 }
@@ -224,34 +227,32 @@ impl ControlPlane {
 
         let port = free_port()?;
         cp.server = format!("https://127.0.0.1:{port}");
-        cp.spawn(
-            "kube-apiserver",
-            &assets.kube_apiserver,
-            &[
-                format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1".to_owned(),
-                "--advertise-address=127.0.0.1".to_owned(),
-                format!("--secure-port={port}"),
-                format!("--cert-dir={}", root.display()),
-                format!("--tls-cert-file={}", tls_cert.display()),
-                format!("--tls-private-key-file={}", tls_key.display()),
-                format!("--client-ca-file={}", ca_path.display()),
-                format!("--service-account-key-file={}", sa_pub.display()),
-                format!("--service-account-signing-key-file={}", sa_key.display()),
-                "--service-account-issuer=https://kubernetes.default.svc".to_owned(),
-                "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
-                "--authorization-mode=RBAC".to_owned(),
-                "--allow-privileged=true".to_owned(),
-                // No kubelet runs pods here; the ServiceAccount plugin would only make
-                // ReplicaSets wait for the default ServiceAccount.
-                "--disable-admission-plugins=ServiceAccount".to_owned(),
-                format!("--admission-control-config-file={}", admission.display()),
-                "--enable-priority-and-fairness=false".to_owned(),
-                "--profiling=false".to_owned(),
-                "--v=1".to_owned(),
-                format!("--enable-aggregator-routing={}", opts.aggregator_routing),
-            ],
-        )?;
+        let mut apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".to_owned(),
+            "--advertise-address=127.0.0.1".to_owned(),
+            format!("--secure-port={port}"),
+            format!("--cert-dir={}", root.display()),
+            format!("--tls-cert-file={}", tls_cert.display()),
+            format!("--tls-private-key-file={}", tls_key.display()),
+            format!("--client-ca-file={}", ca_path.display()),
+            format!("--service-account-key-file={}", sa_pub.display()),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
+            "--service-account-issuer=https://kubernetes.default.svc".to_owned(),
+            "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
+            "--authorization-mode=RBAC".to_owned(),
+            "--allow-privileged=true".to_owned(),
+            // No kubelet runs pods here; the ServiceAccount plugin would only make
+            // ReplicaSets wait for the default ServiceAccount.
+            "--disable-admission-plugins=ServiceAccount".to_owned(),
+            format!("--admission-control-config-file={}", admission.display()),
+            "--enable-priority-and-fairness=false".to_owned(),
+            "--profiling=false".to_owned(),
+            "--v=1".to_owned(),
+            format!("--enable-aggregator-routing={}", opts.aggregator_routing),
+        ];
+        apiserver_args.extend(opts.apiserver_args.iter().cloned());
+        cp.spawn("kube-apiserver", &assets.kube_apiserver, &apiserver_args)?;
         cp.write_kubeconfig(&ca, &admin)?;
         cp.wait_ready("kube-apiserver", opts.ready_timeout).await?;
 

@@ -1,0 +1,199 @@
+//! Memory: idle RSS on an empty cluster, then steady and peak RSS at three populations:
+//! A (half the Secrets, ConfigMaps and workloads), B (all Secrets and ConfigMaps, half the
+//! workloads) and C (everything). B − A is the growth per Secret, C − B per workload. At C,
+//! kreload also runs under heaptrack (built without mimalloc so heaptrack sees every
+//! allocation) to show where its memory goes.
+
+use std::ops::Range;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+
+use super::start_settled;
+use crate::context::{Bench, build_kreload};
+use crate::controller::{self, Launch, Variant};
+use crate::populate::{self, Object};
+use crate::results::Scenario;
+
+pub struct Population {
+    pub namespaces: usize,
+    pub secrets: usize,
+    pub configmaps: usize,
+    pub workloads: usize,
+}
+
+impl Population {
+    pub fn at(scale: f64) -> Self {
+        let n = |base: f64| ((base * scale).round() as usize).max(1);
+        Self {
+            namespaces: n(200.0).min(1000),
+            secrets: n(10_000.0),
+            configmaps: n(5_000.0),
+            workloads: n(1_000.0),
+        }
+    }
+}
+
+const VARIANTS: [Variant; 2] = [Variant::Reloader, Variant::Kreload];
+
+pub async fn run(b: &Bench, s: &mut Scenario, heap_out: Option<&Path>) -> Result<()> {
+    let pop = Population::at(b.scale);
+    s.note(format!(
+        "population: {} Secrets of 2 KiB, {} ConfigMaps of 1 KiB in {} namespaces, {} opted-in \
+         Deployments (each reads one ConfigMap and one Secret through envFrom)",
+        pop.secrets, pop.configmaps, pop.namespaces, pop.workloads
+    ));
+    for v in VARIANTS {
+        let r = start_settled(b, s, v).await?;
+        s.figure("RSS idle, empty cluster", v.key(), mib(r.rss_kib()), "MiB");
+        let cost = r.stop(b, false).await?;
+        s.cost(v, &cost);
+    }
+    let client = &b.cluster.client;
+    let namespaces = (0..pop.namespaces)
+        .map(|i| Object::Namespace(ns(i)))
+        .collect();
+    populate::create_all(client, "namespaces", namespaces).await?;
+    let (hs, hc, hw) = (pop.secrets / 2, pop.configmaps / 2, pop.workloads / 2);
+    let stages = [
+        ("A", 0..hs, 0..hc, 0..hw),
+        ("B", hs..pop.secrets, hc..pop.configmaps, hw..hw),
+        ("C", 0..0, 0..0, hw..pop.workloads),
+    ];
+    let mut steady = Vec::new();
+    for (stage, secrets, configmaps, workloads) in stages {
+        fill(b, &pop, secrets, configmaps, workloads).await?;
+        for v in VARIANTS {
+            let r = start_settled(b, s, v).await?;
+            let mut sum = 0;
+            for _ in 0..5 {
+                sum += r.rss_kib();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let rss = mib(sum / 5);
+            s.figure(
+                &format!("RSS steady, population {stage}"),
+                v.key(),
+                rss,
+                "MiB",
+            );
+            s.figure(
+                &format!("RSS peak, population {stage}"),
+                v.key(),
+                mib(r.hwm_kib()),
+                "MiB",
+            );
+            steady.push((stage, v, rss));
+            let cost = r.stop(b, false).await?;
+            s.cost(v, &cost);
+        }
+    }
+    let at = |stage: &str, v: Variant| {
+        steady
+            .iter()
+            .find(|(st, vv, _)| *st == stage && *vv == v)
+            .map_or(f64::NAN, |x| x.2)
+    };
+    for v in VARIANTS {
+        let per_secret = (at("B", v) - at("A", v)) / ((pop.secrets - hs) as f64 / 1000.0);
+        let per_workload = (at("C", v) - at("B", v)) / ((pop.workloads - hw) as f64 / 1000.0);
+        s.figure(
+            "RSS growth per 1,000 Secrets (+500 ConfigMaps)",
+            v.key(),
+            per_secret,
+            "MiB",
+        );
+        s.figure(
+            "RSS growth per 1,000 workloads",
+            v.key(),
+            per_workload,
+            "MiB",
+        );
+    }
+    match heap_out {
+        Some(out) => heap_profile(b, s, out).await?,
+        None => s.note("no heap profile (heaptrack not found, or --no-heap-profile)"),
+    }
+    Ok(())
+}
+
+pub fn ns(i: usize) -> String {
+    format!("mem-{i:04}")
+}
+
+async fn fill(
+    b: &Bench,
+    pop: &Population,
+    secrets: Range<usize>,
+    configmaps: Range<usize>,
+    workloads: Range<usize>,
+) -> Result<()> {
+    let n = pop.namespaces;
+    let objects = secrets
+        .map(|i| populate::secret(&ns(i % n), &format!("s-{i}"), 2048))
+        .collect();
+    populate::create_all(&b.cluster.client, "Secrets", objects).await?;
+    let objects = configmaps
+        .map(|i| populate::configmap(&ns(i % n), &format!("c-{i}"), 1024))
+        .collect();
+    populate::create_all(&b.cluster.client, "ConfigMaps", objects).await?;
+    let objects = workloads
+        .map(|i| {
+            let (c, s) = (format!("c-{i}"), format!("s-{i}"));
+            populate::deployment(&ns(i % n), &format!("w-{i}"), &[&c], &[&s])
+        })
+        .collect();
+    populate::create_all(&b.cluster.client, "Deployments", objects).await
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// kreload at the full population under heaptrack; the peak consumers go to `out`.
+async fn heap_profile(b: &Bench, s: &mut Scenario, out: &Path) -> Result<()> {
+    let target = b
+        .kreload_bin
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("heap-profile"));
+    let root = kreload_testenv::tools::repo_root();
+    let bin = build_kreload(&root, &["system-allocator"], target.as_deref(), true)?;
+    let data = b.dir().join("kreload.heaptrack");
+    let launch = Launch {
+        heaptrack: Some((bin, data.clone())),
+        ..Launch::default()
+    };
+    let r = controller::start(b, Variant::Kreload, &launch).await?;
+    super::settle(b, s, &r).await;
+    s.figure(
+        "RSS steady under heaptrack (glibc malloc), population C",
+        "kreload",
+        mib(r.rss_kib()),
+        "MiB",
+    );
+    r.stop(b, false).await?;
+    let file = std::fs::read_dir(b.dir())
+        .context("listing the working directory")?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("kreload.heaptrack"))
+        })
+        .context("heaptrack wrote no profile")?;
+    let printed = Command::new("heaptrack_print")
+        .arg("-f")
+        .arg(&file)
+        .args(["-p", "1", "-a", "0", "-T", "0", "-n", "15", "-s", "3"])
+        .output()
+        .context("running heaptrack_print")?;
+    let text = String::from_utf8_lossy(&printed.stdout).into_owned();
+    crate::heap::summarise(s, &text);
+    std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+    s.note(format!("heaptrack's peak consumers: {}", out.display()));
+    Ok(())
+}

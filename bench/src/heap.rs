@@ -1,57 +1,75 @@
 //! Reading heaptrack_print's report: the totals, and for each of the top peak consumers the
-//! first frame that is not the allocator itself (alloc::, core::, std::, hashbrown's
-//! growth), so the summary names the code that holds the memory.
+//! code that asked for the memory: the first frame outside the standard library, and the
+//! first frame in kreload's own source. heaptrack cannot demangle Rust's v0 symbols, so
+//! frames are named by their source file and line.
 
 use crate::results::Scenario;
-
-const NOISE: [&str; 10] = [
-    "malloc",
-    "realloc",
-    "calloc",
-    "alloc::",
-    "core::",
-    "std::",
-    "hashbrown::",
-    "__rust",
-    "<alloc::",
-    "<core::",
-];
 
 pub fn summarise(s: &mut Scenario, text: &str) {
     for line in text.lines() {
         let l = line.trim();
+        if let Some(v) = l.strip_prefix("peak heap memory consumption: ")
+            && let Some(mib) = size_mib(v.split_whitespace().next().unwrap_or_default())
+        {
+            s.figure(
+                "heap peak under heaptrack, population C",
+                "kreload",
+                mib,
+                "MiB",
+            );
+        }
         if l.starts_with("peak heap memory consumption")
             || l.starts_with("peak RSS")
             || l.starts_with("total memory leaked")
-            || l.starts_with("total runtime")
         {
             s.note(format!("heaptrack: {l}"));
         }
     }
-    let lines: Vec<&str> = text.lines().collect();
+    let root = kreload_testenv::tools::repo_root().display().to_string();
+    let mut entries: Vec<(String, Vec<String>)> = Vec::new();
     let mut in_peaks = false;
-    let mut listed = 0;
-    for (i, line) in lines.iter().enumerate() {
+    for line in text.lines() {
         if line.starts_with("PEAK MEMORY CONSUMERS") {
             in_peaks = true;
-            continue;
-        }
-        if in_peaks && line.starts_with("MOST ") {
+        } else if in_peaks && line.starts_with("MOST ") {
             break;
+        } else if in_peaks && line.contains("peak memory consumed over") {
+            let amount = line.split_whitespace().next().unwrap_or("?").to_owned();
+            entries.push((amount, Vec::new()));
+        } else if let (true, Some(entry)) = (in_peaks, entries.last_mut())
+            && let Some(at) = line.trim().strip_prefix("at ")
+        {
+            entry.1.push(at.to_owned());
         }
-        if !in_peaks || !line.contains("peak memory consumed over") || listed >= 10 {
-            continue;
-        }
-        let amount = line.split_whitespace().next().unwrap_or("?");
-        let site = lines[i + 1..]
-            .iter()
-            .map(|l| l.trim())
-            .take_while(|l| !l.contains("peak memory consumed over"))
-            .filter(|l| !l.starts_with("at ") && !l.starts_with("in ") && !l.is_empty())
-            .map(|l| l.trim_end_matches(':'))
-            .find(|l| !NOISE.iter().any(|n| l.starts_with(n)) && !l.contains("consumed over"))
-            .unwrap_or("?");
-        s.note(format!("heap peak consumer: {amount} from {site}"));
-        listed += 1;
     }
+    for (amount, frames) in entries.iter().take(10) {
+        let outside_std = frames.iter().find(|f| !f.starts_with("/rustc/"));
+        let own = frames.iter().find(|f| f.starts_with(&root));
+        let short = |f: &String| {
+            let f = f.strip_prefix(&root).unwrap_or(f).trim_start_matches('/');
+            // …/index.crates.io-<hash>/<crate>-<version>/src/x.rs:1 → <crate>-<version>/src/x.rs:1
+            f.split_once("index.crates.io-")
+                .and_then(|(_, rest)| rest.split_once('/'))
+                .map_or_else(|| f.to_owned(), |(_, p)| p.to_owned())
+        };
+        s.note(format!(
+            "heap peak consumer: {amount} allocated from {} (kreload code: {})",
+            outside_std.map_or_else(|| "the standard library".to_owned(), short),
+            own.map_or_else(|| "none in the backtrace".to_owned(), short)
+        ));
+    }
+}
+
+/// heaptrack's sizes (`1.59M`, `81.58K`, `405B`; powers of 1024) in MiB.
+fn size_mib(v: &str) -> Option<f64> {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = num.parse().ok()?;
+    let bytes = match unit {
+        "B" => n,
+        "K" => n * 1024.0,
+        "M" => n * 1024.0 * 1024.0,
+        "G" => n * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(bytes / 1024.0 / 1024.0)
 }

@@ -95,7 +95,7 @@ async fn run(args: Args) -> Result<()> {
     if let Some(bad) = args.only.iter().find(|s| !known.contains(&s.as_str())) {
         bail!("unknown scenario {bad:?} (known: {})", known.join(", "));
     }
-    if !(args.scale > 0.0) {
+    if args.scale.is_nan() || args.scale <= 0.0 {
         bail!("--scale must be positive");
     }
     let root = kreload_testenv::tools::repo_root();

@@ -188,7 +188,8 @@ async fn heap_profile(b: &Bench, s: &mut Scenario, out: &Path) -> Result<()> {
     let printed = Command::new("heaptrack_print")
         .arg("-f")
         .arg(&file)
-        .args(["-p", "1", "-a", "0", "-T", "0", "-n", "15", "-s", "3"])
+        // Unmerged, so each peak consumer comes with its whole backtrace.
+        .args(["-p", "1", "-a", "0", "-T", "0", "-m", "0", "-n", "15"])
         .output()
         .context("running heaptrack_print")?;
     let text = String::from_utf8_lossy(&printed.stdout).into_owned();

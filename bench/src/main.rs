@@ -58,6 +58,9 @@ struct Args {
     /// Skip the heaptrack profile in the memory scenario.
     #[arg(long)]
     no_heap_profile: bool,
+    /// Only write BENCHMARKS.md again from benchmarks/results.json; start nothing.
+    #[arg(long)]
+    render: bool,
 }
 
 fn main() -> ExitCode {
@@ -101,6 +104,13 @@ async fn run(args: Args) -> Result<()> {
     let root = kreload_testenv::tools::repo_root();
     let out_dir = args.out_dir.clone().unwrap_or_else(|| root.clone());
     let json_path = out_dir.join("benchmarks/results.json");
+    if args.render {
+        let results = Results::load(&json_path);
+        if results.scenarios.is_empty() {
+            bail!("{} holds no results", json_path.display());
+        }
+        return write(&results, &out_dir, &json_path);
+    }
     let assets = match &args.assets {
         Some(a) => a.clone(),
         None => controlplane_dir(&root).context("step: control-plane binaries")?,

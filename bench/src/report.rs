@@ -115,7 +115,9 @@ pub fn markdown(r: &Results) -> String {
          ## Cost: CPU seconds and API requests per scenario\n\n\
          Each controller's utime + stime from /proc over its runs in the scenario (start to \
          stop, settling and the readiness probe included), and the requests the API server's \
-         audit log recorded for its user.\n\n{}\n## Goals of issue 11\n\n{}\n\
+         audit log recorded for its user (each controller authenticates with a static token of \
+         its own; `apiserver_request_total` has no user or user-agent label, so it cannot tell \
+         the controllers apart).\n\n{}\n## Goals of issue 11\n\n{}\n\
          ## Notes\n\n{}",
         loads.join(", "),
         m.cores,

@@ -42,7 +42,9 @@ pub fn summarise(s: &mut Scenario, text: &str) {
             entry.1.push(at.to_owned());
         }
     }
-    for (amount, frames) in entries.iter().take(10) {
+    // The same call site reached by different backtraces is one line, with their sum.
+    let mut sites: Vec<(String, f64)> = Vec::new();
+    for (amount, frames) in &entries {
         let outside_std = frames.iter().find(|f| !f.starts_with("/rustc/"));
         let own = frames.iter().find(|f| f.starts_with(&root));
         let short = |f: &String| {
@@ -52,11 +54,20 @@ pub fn summarise(s: &mut Scenario, text: &str) {
                 .and_then(|(_, rest)| rest.split_once('/'))
                 .map_or_else(|| f.to_owned(), |(_, p)| p.to_owned())
         };
-        s.note(format!(
-            "heap peak consumer: {amount} allocated from {} (kreload code: {})",
+        let site = format!(
+            "{} (kreload code: {})",
             outside_std.map_or_else(|| "the standard library".to_owned(), short),
             own.map_or_else(|| "none in the backtrace".to_owned(), short)
-        ));
+        );
+        let mib = size_mib(amount).unwrap_or(0.0);
+        match sites.iter_mut().find(|(s, _)| *s == site) {
+            Some(entry) => entry.1 += mib,
+            None => sites.push((site, mib)),
+        }
+    }
+    sites.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (site, mib) in sites.iter().take(10) {
+        s.note(format!("heap at peak: {mib:.2} MiB allocated from {site}"));
     }
 }
 

@@ -74,6 +74,7 @@ pub fn signal(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
         .status();
 }
 

@@ -189,11 +189,14 @@ async fn heap_profile(b: &Bench, s: &mut Scenario, out: &Path) -> Result<()> {
         .arg("-f")
         .arg(&file)
         // Unmerged, so each peak consumer comes with its whole backtrace.
-        .args(["-p", "1", "-a", "0", "-T", "0", "-m", "0", "-n", "15"])
+        .args(["-p", "1", "-a", "0", "-T", "0", "-m", "0", "-n", "40"])
         .output()
         .context("running heaptrack_print")?;
     let text = String::from_utf8_lossy(&printed.stdout).into_owned();
     crate::heap::summarise(s, &text);
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
     s.note(format!("heaptrack's peak consumers: {}", out.display()));
     Ok(())

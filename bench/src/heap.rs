@@ -3,6 +3,8 @@
 //! first frame in kreload's own source. heaptrack cannot demangle Rust's v0 symbols, so
 //! frames are named by their source file and line.
 
+use std::path::Path;
+
 use crate::results::Scenario;
 
 pub fn summarise(s: &mut Scenario, text: &str) {
@@ -46,7 +48,11 @@ pub fn summarise(s: &mut Scenario, text: &str) {
     let mut sites: Vec<(String, f64)> = Vec::new();
     for (amount, frames) in &entries {
         let outside_std = frames.iter().find(|f| !f.starts_with("/rustc/"));
-        let own = frames.iter().find(|f| f.starts_with(&root));
+        // Workspace crates' frames carry paths relative to the repository root.
+        let own = frames.iter().find(|f| {
+            let file = f.rsplit_once(':').map_or(f.as_str(), |(file, _)| file);
+            f.starts_with(&root) || (f.starts_with("src/") && Path::new(&root).join(file).is_file())
+        });
         let short = |f: &String| {
             let f = f.strip_prefix(&root).unwrap_or(f).trim_start_matches('/');
             // …/index.crates.io-<hash>/<crate>-<version>/src/x.rs:1 → <crate>-<version>/src/x.rs:1

@@ -1,6 +1,6 @@
 //! Memory: idle RSS on an empty cluster, then steady and peak RSS at three populations:
 //! A (half the Secrets, ConfigMaps and workloads), B (all Secrets and ConfigMaps, half the
-//! workloads) and C (everything). B − A is the growth per Secret, C − B per workload. At C,
+//! workloads) and C (everything), each the median of three starts. B − A is the growth per Secret, C − B per workload. At C,
 //! kreload also runs under heaptrack (built without mimalloc so heaptrack sees every
 //! allocation) to show where its memory goes.
 
@@ -15,7 +15,7 @@ use super::start_settled;
 use crate::context::{Bench, build_kreload};
 use crate::controller::{self, Launch, Variant};
 use crate::populate::{self, Object};
-use crate::results::Scenario;
+use crate::results::{Scenario, percentile};
 
 pub struct Population {
     pub namespaces: usize,
@@ -37,6 +37,7 @@ impl Population {
 }
 
 const VARIANTS: [Variant; 2] = [Variant::Reloader, Variant::Kreload];
+const REPEATS: usize = 3;
 
 pub async fn run(b: &Bench, s: &mut Scenario, heap_out: Option<&Path>) -> Result<()> {
     let pop = Population::at(b.scale);
@@ -66,28 +67,43 @@ pub async fn run(b: &Bench, s: &mut Scenario, heap_out: Option<&Path>) -> Result
     for (stage, secrets, configmaps, workloads) in stages {
         fill(b, &pop, secrets, configmaps, workloads).await?;
         for v in VARIANTS {
-            let r = start_settled(b, s, v).await?;
-            let mut sum = 0;
-            for _ in 0..5 {
-                sum += r.rss_kib();
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            // RSS after a start depends on how the start-up's allocations fell, so each
+            // stage is measured over `REPEATS` starts and the median taken.
+            let (mut rss, mut peak) = (Vec::new(), Vec::new());
+            for _ in 0..REPEATS {
+                let r = start_settled(b, s, v).await?;
+                let mut sum = 0;
+                for _ in 0..5 {
+                    sum += r.rss_kib();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                rss.push(mib(sum / 5));
+                peak.push(mib(r.hwm_kib()));
+                let cost = r.stop(b, false).await?;
+                s.cost(v, &cost);
             }
-            let rss = mib(sum / 5);
+            let median = percentile(&rss, 50.0);
             s.figure(
                 &format!("RSS steady, population {stage}"),
                 v.key(),
-                rss,
+                median,
                 "MiB",
             );
             s.figure(
                 &format!("RSS peak, population {stage}"),
                 v.key(),
-                mib(r.hwm_kib()),
+                percentile(&peak, 100.0),
                 "MiB",
             );
-            steady.push((stage, v, rss));
-            let cost = r.stop(b, false).await?;
-            s.cost(v, &cost);
+            let spread = rss.iter().copied().fold(f64::MIN, f64::max)
+                - rss.iter().copied().fold(f64::MAX, f64::min);
+            s.figure(
+                &format!("RSS steady spread over {REPEATS} starts, population {stage}"),
+                v.key(),
+                spread,
+                "MiB",
+            );
+            steady.push((stage, v, median));
         }
     }
     let at = |stage: &str, v: Variant| {

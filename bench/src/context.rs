@@ -125,10 +125,21 @@ pub fn build_kreload(
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["build", "--release", "-p", "kreload", "--bin", "kreload"])
+        // With this crate in the same build, dependencies get the features they get when
+        // `cargo run -p kreload-bench` builds it, so nothing is compiled twice.
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "kreload",
+            "-p",
+            "kreload-bench",
+            "--bins",
+        ])
         .arg("--message-format=json-render-diagnostics");
     if !features.is_empty() {
-        cmd.arg("--features").arg(features.join(","));
+        let qualified: Vec<String> = features.iter().map(|f| format!("kreload/{f}")).collect();
+        cmd.arg("--features").arg(qualified.join(","));
     }
     if line_tables {
         cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "line-tables-only");
@@ -147,6 +158,7 @@ pub fn build_kreload(
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"]["name"] == "kreload")
         .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
         .next_back()
         .context("cargo build printed no kreload executable")

@@ -14,9 +14,17 @@ pub fn hwm_kib(pid: u32) -> Option<u64> {
     status_field(pid, "VmHWM:")
 }
 
-fn status_field(pid: u32, key: &str) -> Option<u64> {
+/// A `… kB` line of /proc/PID/status (`RssAnon:`, `RssFile:`).
+pub fn status_field(pid: u32, key: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A `… kB` line of /proc/PID/smaps_rollup (`AnonHugePages:`).
+pub fn smaps_field(pid: u32, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 

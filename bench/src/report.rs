@@ -22,7 +22,8 @@ const COLUMNS: [Variant; 3] = [Variant::Reloader, Variant::Kreload, Variant::Kre
 pub fn format_value(value: f64, unit: &str) -> String {
     match unit {
         "ms" if value < 10.0 => format!("{value:.2} ms"),
-        "ms" => format!("{value:.0} ms"),
+        "ms" if value < 1000.0 => format!("{value:.0} ms"),
+        "ms" => format!("{value:.1} ms"),
         "s" => format!("{value:.2} s"),
         "MiB" => format!("{value:.1} MiB"),
         "/s" => format!("{value:.0}/s"),
@@ -117,8 +118,8 @@ pub fn markdown(r: &Results) -> String {
          stop, settling and the readiness probe included), and the requests the API server's \
          audit log recorded for its user (each controller authenticates with a static token of \
          its own; `apiserver_request_total` has no user or user-agent label, so it cannot tell \
-         the controllers apart).\n\n{}\n## Goals of issue 11\n\n{}\n\
-         ## Notes\n\n{}",
+         the controllers apart).\n\n{}\n## Goals of issue 11\n\n{}\n\n\
+         ## Where kreload's memory goes\n\n{}\n\n## Notes\n\n{}",
         loads.join(", "),
         m.cores,
         m.cpu_model,
@@ -132,8 +133,48 @@ pub fn markdown(r: &Results) -> String {
         table(r),
         cost_table(r),
         crate::goals::lines(r).join("\n"),
+        memory(r),
         notes(r),
     );
+    out
+}
+
+/// The heap profile set against the resident memory, from the memory scenario's figures.
+fn memory(r: &Results) -> String {
+    let g = |m: &str| r.get("memory", m, "kreload");
+    let Some(heap) = g("heap peak under heaptrack, population C") else {
+        return "No heap profile in this run.".to_owned();
+    };
+    let rss = g("RSS steady, population C").unwrap_or(f64::NAN);
+    let traced = g("RSS steady under heaptrack (glibc malloc), population C").unwrap_or(f64::NAN);
+    let mut out = format!(
+        "Under heaptrack (kreload built with the `system-allocator` feature, glibc malloc), \
+         kreload's heap at its highest held {heap:.1} MiB, against a steady RSS of {rss:.1} MiB \
+         with mimalloc and {traced:.1} MiB under heaptrack at the same population: at least \
+         {:.1} MiB of that RSS was never live heap. The heap's peak is the start-up list of the \
+         workload watch: the top sites in the notes below are serde building whole objects of \
+         a list page, under `src/kube/watch.rs` (heaptrack's peak consumers, unmerged \
+         backtraces, are in `benchmarks/heaptrack-peaks.txt` after a run; not committed). The rest of the RSS:",
+        traced - heap
+    );
+    let parts = [
+        "RSS of it: file-backed (the binary's code)",
+        "RSS of it: anonymous",
+        "RSS of it: anonymous in transparent huge pages",
+    ];
+    let known: Vec<String> = parts
+        .iter()
+        .filter_map(|p| g(p).map(|v| format!("{} {v:.1} MiB", p.trim_start_matches("RSS of it: "))))
+        .collect();
+    if known.is_empty() {
+        out.push_str(" the binary's code and the pages the allocator holds (this run did not record the breakdown).");
+    } else {
+        let _ = write!(
+            out,
+            " {} (/proc/PID/status and smaps_rollup).",
+            known.join(", ")
+        );
+    }
     out
 }
 

@@ -79,6 +79,9 @@ pub async fn run(b: &Bench, s: &mut Scenario, heap_out: Option<&Path>) -> Result
                 }
                 rss.push(mib(sum / 5));
                 peak.push(mib(r.hwm_kib()));
+                if stage == "C" {
+                    breakdown(s, &r);
+                }
                 let cost = r.stop(b, false).await?;
                 s.cost(v, &cost);
             }
@@ -164,6 +167,32 @@ async fn fill(
     populate::create_all(&b.cluster.client, "Deployments", objects).await
 }
 
+/// What the resident memory is made of, at the full population (the last start's figures
+/// are the ones kept).
+fn breakdown(s: &mut Scenario, r: &controller::Running) {
+    let parts = [
+        (
+            "RSS of it: file-backed (the binary's code)",
+            crate::procfs::status_field(r.pid, "RssFile:"),
+        ),
+        (
+            "RSS of it: anonymous",
+            crate::procfs::status_field(r.pid, "RssAnon:"),
+        ),
+        (
+            "RSS of it: anonymous in transparent huge pages",
+            crate::procfs::smaps_field(r.pid, "AnonHugePages:"),
+        ),
+    ];
+    for (what, kib) in parts {
+        if let Some(kib) = kib {
+            s.figures
+                .retain(|f| !(f.metric == what && f.variant == r.variant.key()));
+            s.figure(what, r.variant.key(), mib(kib), "MiB");
+        }
+    }
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -214,6 +243,6 @@ async fn heap_profile(b: &Bench, s: &mut Scenario, out: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
-    s.note(format!("heaptrack's peak consumers: {}", out.display()));
+    s.note("heaptrack's peak consumers: benchmarks/heaptrack-peaks.txt");
     Ok(())
 }

@@ -138,8 +138,7 @@ pub fn build_kreload(
         ])
         .arg("--message-format=json-render-diagnostics");
     if !features.is_empty() {
-        let qualified: Vec<String> = features.iter().map(|f| format!("kreload/{f}")).collect();
-        cmd.arg("--features").arg(qualified.join(","));
+        cmd.arg("--features").arg(features.join(","));
     }
     if line_tables {
         cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "line-tables-only");

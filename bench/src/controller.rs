@@ -148,11 +148,7 @@ pub async fn start(b: &Bench, variant: Variant, launch: &Launch) -> Result<Runni
             cmd.arg("--coalesce-window=0s");
         }
     } else {
-        if std::net::TcpListener::bind(("0.0.0.0", 9090)).is_err() {
-            bail!(
-                "starting Reloader: port 9090 (its fixed metrics port) is taken by another process"
-            );
-        }
+        wait_for_port_9090().await?;
         cmd.arg(&b.reloader_bin)
             .arg("--reload-strategy=env-vars")
             .env("KUBECONFIG", kubeconfig);
@@ -187,6 +183,26 @@ pub async fn start(b: &Bench, variant: Variant, launch: &Launch) -> Result<Runni
     }
     probe(b, &mut running).await?;
     Ok(running)
+}
+
+/// Reloader serves /metrics on :9090 with no flag to move it, and exits when the port is
+/// taken; on a shared machine another process may hold it for a while.
+async fn wait_for_port_9090() -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut told = false;
+    while std::net::TcpListener::bind(("0.0.0.0", 9090)).is_err() {
+        if Instant::now() > deadline {
+            bail!("starting Reloader: port 9090 (its fixed metrics port) stayed taken for 300 s");
+        }
+        if !told {
+            println!(
+                "  port 9090 (Reloader's metrics port) is taken; waiting (ss -ltnp shows who)"
+            );
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Ok(())
 }
 
 async fn find_profiled(r: &mut Running) -> Result<u32> {

@@ -117,8 +117,15 @@ async fn run(args: Args) -> Result<()> {
     };
     let kreload_bin = match &args.kreload_bin {
         Some(b) => b.clone(),
+        // A target directory of its own: built alone, kreload's dependencies get other
+        // features than in this crate's build, and sharing one directory would rebuild
+        // them on every run.
         None => {
-            context::build_kreload(&root, &[], None, false).context("step: building kreload")?
+            let target = std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.parent()?.join("bench-kreload")));
+            context::build_kreload(&root, &[], target.as_deref(), false)
+                .context("step: building kreload")?
         }
     };
     println!("==> control plane");

@@ -199,11 +199,9 @@ fn mib(kib: u64) -> f64 {
 
 /// kreload at the full population under heaptrack; the peak consumers go to `out`.
 async fn heap_profile(b: &Bench, s: &mut Scenario, out: &Path) -> Result<()> {
-    let target = b
-        .kreload_bin
-        .parent()
-        .and_then(Path::parent)
-        .map(|t| t.join("heap-profile"));
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("heap-profile")));
     let root = kreload_testenv::tools::repo_root();
     let bin = build_kreload(&root, &["system-allocator"], target.as_deref(), true)?;
     let data = b.dir().join("kreload.heaptrack");

@@ -125,17 +125,7 @@ pub fn build_kreload(
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        // With this crate in the same build, dependencies get the features they get when
-        // `cargo run -p kreload-bench` builds it, so nothing is compiled twice.
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "kreload",
-            "-p",
-            "kreload-bench",
-            "--bins",
-        ])
+        .args(["build", "--release", "-p", "kreload", "--bin", "kreload"])
         .arg("--message-format=json-render-diagnostics");
     if !features.is_empty() {
         cmd.arg("--features").arg(features.join(","));

@@ -6,7 +6,6 @@
 //! and its resync on start has run, lets it settle, and reads VmRSS and VmHWM (the peak,
 //! which includes the initial list) from /proc; that instance is then stopped.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,9 +17,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use crate::controlplane::{Assets, ControlPlane, Options, owned_tempdir};
+use crate::controlplane::ControlPlane;
 use crate::registration::{self as local, Registration};
-use crate::soak::{Kreload, kreload_bin, status_kib};
+use crate::soak::{Kreload, Local, status_kib};
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -87,20 +86,13 @@ struct Setup {
 }
 
 pub async fn run(args: MemoryArgs) -> Result<()> {
-    let assets = Assets::in_dir(&args.assets)?;
-    let opts = Options {
-        controller_manager: false,
-        ..Options::default()
-    };
-    let cp = ControlPlane::start(&assets, &opts).await?;
-    let client = cp.client().await?;
-    let dir = owned_tempdir("kreload-memory-")?;
-    let bundle = kreload::certs::write_serving_bundle(
-        dir.path(),
-        &["localhost".to_owned()],
-        &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
-    )?;
-    let bin = kreload_bin(args.kreload.as_ref())?;
+    let Local {
+        cp,
+        client,
+        dir,
+        bundle,
+        bin,
+    } = Local::start(&args.assets, args.kreload.as_ref(), "kreload-memory-").await?;
     let s = Setup {
         cp,
         client,

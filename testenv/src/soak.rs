@@ -115,21 +115,55 @@ pub fn kreload_bin(explicit: Option<&PathBuf>) -> Result<PathBuf> {
     })
 }
 
+/// What the soak and `kreload-memory` start from: a control plane without a controller
+/// manager, a serving certificate for kreload, and the kreload binary.
+pub struct Local {
+    pub cp: ControlPlane,
+    pub client: kube::Client,
+    pub dir: tempfile::TempDir,
+    pub bundle: kreload::certs::BundlePaths,
+    pub bin: PathBuf,
+}
+
+impl Local {
+    /// `assets` holds etcd and kube-apiserver; the temporary directory is named `prefix…`.
+    pub async fn start(
+        assets: &std::path::Path,
+        kreload: Option<&PathBuf>,
+        prefix: &str,
+    ) -> Result<Local> {
+        let assets = Assets::in_dir(assets)?;
+        let opts = Options {
+            controller_manager: false,
+            ..Options::default()
+        };
+        let cp = ControlPlane::start(&assets, &opts).await?;
+        let client = cp.client().await?;
+        let dir = owned_tempdir(prefix)?;
+        let bundle = kreload::certs::write_serving_bundle(
+            dir.path(),
+            &["localhost".to_owned()],
+            &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        )?;
+        let bin = kreload_bin(kreload)?;
+        Ok(Local {
+            cp,
+            client,
+            dir,
+            bundle,
+            bin,
+        })
+    }
+}
+
 pub async fn run(args: SoakArgs) -> Result<()> {
-    let assets = Assets::in_dir(&args.assets)?;
-    let opts = Options {
-        controller_manager: false,
-        ..Options::default()
-    };
-    let cp = ControlPlane::start(&assets, &opts).await?;
-    let client = cp.client().await?;
-    let dir = owned_tempdir("kreload-soak-")?;
-    let bundle = kreload::certs::write_serving_bundle(
-        dir.path(),
-        &["localhost".to_owned()],
-        &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
-    )?;
-    let bin = kreload_bin(args.kreload.as_ref())?;
+    let Local {
+        cp,
+        client,
+        dir,
+        bundle,
+        bin,
+    } = Local::start(&args.assets, args.kreload.as_ref(), "kreload-soak-").await?;
     let kreload = Kreload::start(
         &bin,
         &cp,

@@ -4,45 +4,20 @@
 //!
 //! A test binary of its own: it installs the process-wide subscriber.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use futures::future::BoxFuture;
-use kreload::admission::{DEFAULT_BODY_LIMIT, Reviewer, router};
+use kreload::admission::{DEFAULT_BODY_LIMIT, router};
 use kreload::metrics::Metrics;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+#[path = "support/logs.rs"]
+mod logs;
+use logs::{Allow, Captured};
+
 const CONFIGMAP_UPDATE: &str = include_str!("fixtures/configmap_update.json");
-
-/// Allows everything and logs one line inside the admission span, as the real reviewers do.
-struct Allow;
-
-impl Reviewer for Allow {
-    fn review(&self, req: AdmissionRequest<DynamicObject>) -> BoxFuture<'_, AdmissionResponse> {
-        let response = AdmissionResponse::from(&req);
-        Box::pin(async move {
-            tracing::info!("reviewed");
-            response
-        })
-    }
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn json_lines_keep_the_objects_name() {
@@ -68,7 +43,7 @@ async fn json_lines_keep_the_objects_name() {
         .expect("request");
     let response = app.oneshot(request).await.expect("infallible");
     assert_eq!(response.status(), StatusCode::OK);
-    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let text = captured.text();
     let line: Value = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -3,42 +3,21 @@
 //! A test binary of its own: it captures the process's logs through tracing's global
 //! state, which unit tests running beside it on other threads would disturb.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use futures::future::BoxFuture;
-use kreload::admission::{DEFAULT_BODY_LIMIT, Reviewer, router};
+use kreload::admission::{DEFAULT_BODY_LIMIT, router};
 use kreload::metrics::Metrics;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+#[path = "support/logs.rs"]
+mod logs;
+use logs::{Allow, Captured};
+
 const CONFIGMAP_UPDATE: &str = include_str!("fixtures/configmap_update.json");
 const SECRET_UNREADABLE: &str = include_str!("fixtures/secret_unreadable.json");
-
-struct Allow;
-
-impl Reviewer for Allow {
-    fn review(&self, req: AdmissionRequest<DynamicObject>) -> BoxFuture<'_, AdmissionResponse> {
-        Box::pin(std::future::ready(AdmissionResponse::from(&req)))
-    }
-}
-
-/// A writer the test reads back.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn request_fields_with_newlines_and_escapes_cannot_forge_log_lines() {
@@ -67,7 +46,7 @@ async fn request_fields_with_newlines_and_escapes_cannot_forge_log_lines() {
         let response = app.clone().oneshot(request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
     }
-    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let text = captured.text();
     assert!(text.contains("forged"), "the fields were logged: {text}");
     assert!(!text.contains('\u{1b}'), "{text}");
     assert!(
